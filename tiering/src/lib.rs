@@ -1,0 +1,32 @@
+//! Shared vocabulary and the tier contract of the Strata tiered key-value store.
+//!
+//! Strata keeps data in levels — a hot in-memory tier, warm on-disk segments, a cold git
+//! repository and a git remote — and a key's [`Criticality`] decides how far down its writes
+//! travel. This crate is the common ground those levels stand on:
+//!
+//! - the types every tier exchanges: [`Key`], [`Value`], versioned [`Entry`]s ordered by
+//!   [`SeqNo`] (the write-ahead log's [`Lsn`]), [`Change`] batches, [`KeyRange`]s and the crate's
+//!   one [`Error`];
+//! - the [`Tier`] trait each level implements, and the [`conformance`] suite each implementation
+//!   is tested against;
+//! - [`MemoryTier`], the reference implementation the suite is checked with.
+//!
+//! Tier crates depend on this one and never on each other. The Router, which classifies keys and
+//! sends reads and writes through the tiers, will live here too, as it needs nothing but the
+//! [`Tier`] contract and the log.
+
+pub mod conformance;
+mod error;
+mod memory;
+mod range;
+mod tier;
+mod types;
+
+pub use error::{Error, ErrorKind};
+pub use memory::MemoryTier;
+pub use range::{ByteBounds, KeyRange};
+pub use tier::{EntryIter, Health, Tier, TierStats};
+pub use types::{
+    escape_bytes, Change, Criticality, Entry, EntryKind, Key, Limits, Lsn, SeqNo, Value,
+    DEFAULT_MAX_VALUE_LEN, LATEST, MAX_KEY_LEN,
+};
