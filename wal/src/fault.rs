@@ -1,0 +1,234 @@
+//! [`FaultyFs`]: a filesystem that fails on command, for tests of error paths.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::io::{Fs, FsFile};
+
+/// Linux errno values the tests inject.
+pub mod errno {
+    /// I/O error.
+    pub const EIO: i32 = 5;
+    /// No space left on device.
+    pub const ENOSPC: i32 = 28;
+}
+
+/// The kinds of call a [`FaultyFs`] counts and can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FsOp {
+    /// `create_new`.
+    Create,
+    /// `FsFile::append`.
+    Write,
+    /// `FsFile::sync_data`.
+    Sync,
+    /// `Fs::sync_dir`.
+    SyncDir,
+    /// `Fs::rename`.
+    Rename,
+    /// `Fs::remove_file`.
+    Remove,
+    /// `FsFile::set_len`.
+    SetLen,
+}
+
+/// One call seen by a [`FaultyFs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsEvent {
+    /// The kind of call.
+    pub op: FsOp,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// True if the call was made to fail.
+    pub failed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fault {
+    op: FsOp,
+    /// 1-based count of calls of `op` at which the fault starts.
+    nth: u64,
+    errno: i32,
+    /// Keep failing every later call of `op` too.
+    persistent: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    counts: HashMap<FsOp, u64>,
+    faults: Vec<Fault>,
+    events: Vec<FsEvent>,
+}
+
+/// Wraps another [`Fs`] and makes chosen calls fail with a chosen errno. A failing write
+/// first writes half of its buffer, as a full disk does.
+#[derive(Debug, Clone)]
+pub struct FaultyFs {
+    inner: Arc<dyn Fs>,
+    state: Arc<Mutex<State>>,
+}
+
+impl FaultyFs {
+    /// Wraps `inner`; no call fails until told to.
+    pub fn new(inner: Arc<dyn Fs>) -> FaultyFs {
+        FaultyFs {
+            inner,
+            state: Arc::default(),
+        }
+    }
+
+    /// Fails the `nth` call of `op` from now on counting (1 = the next one), once.
+    pub fn fail_nth(&self, op: FsOp, nth: u64, errno: i32) {
+        self.add(op, nth, errno, false);
+    }
+
+    /// Fails the `nth` call of `op` from now on counting and every call of `op` after it.
+    pub fn fail_from(&self, op: FsOp, nth: u64, errno: i32) {
+        self.add(op, nth, errno, true);
+    }
+
+    /// Removes every planned fault.
+    pub fn heal(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Every call seen so far, in order.
+    pub fn events(&self) -> Vec<FsEvent> {
+        self.lock().events.clone()
+    }
+
+    fn add(&self, op: FsOp, nth: u64, errno: i32, persistent: bool) {
+        let mut state = self.lock();
+        let seen = state.counts.get(&op).copied().unwrap_or(0);
+        state.faults.push(Fault {
+            op,
+            nth: seen + nth.max(1),
+            errno,
+            persistent,
+        });
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a call and says whether it must fail.
+    fn check(&self, op: FsOp, path: &Path) -> Option<io::Error> {
+        check(&self.state, op, path)
+    }
+}
+
+fn check(state: &Mutex<State>, op: FsOp, path: &Path) -> Option<io::Error> {
+    let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+    let count = state.counts.entry(op).or_insert(0);
+    *count += 1;
+    let count = *count;
+    let errno = state
+        .faults
+        .iter()
+        .find(|f| f.op == op && (f.nth == count || (f.persistent && count >= f.nth)))
+        .map(|f| f.errno);
+    state.events.push(FsEvent {
+        op,
+        path: path.to_owned(),
+        failed: errno.is_some(),
+    });
+    errno.map(io::Error::from_raw_os_error)
+}
+
+impl Fs for FaultyFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        self.inner.list_dir(path)
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        if let Some(error) = self.check(FsOp::Create, path) {
+            return Err(error);
+        }
+        Ok(self.wrap(path, self.inner.create_new(path)?))
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        self.inner.open_read(path)
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        Ok(self.wrap(path, self.inner.open_write(path)?))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        match self.check(FsOp::Rename, from) {
+            Some(error) => Err(error),
+            None => self.inner.rename(from, to),
+        }
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        match self.check(FsOp::Remove, path) {
+            Some(error) => Err(error),
+            None => self.inner.remove_file(path),
+        }
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        match self.check(FsOp::SyncDir, path) {
+            Some(error) => Err(error),
+            None => self.inner.sync_dir(path),
+        }
+    }
+}
+
+impl FaultyFs {
+    fn wrap(&self, path: &Path, file: Box<dyn FsFile>) -> Box<dyn FsFile> {
+        Box::new(FaultyFile {
+            inner: file,
+            path: path.to_owned(),
+            state: Arc::clone(&self.state),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    inner: Box<dyn FsFile>,
+    path: PathBuf,
+    state: Arc<Mutex<State>>,
+}
+
+impl FsFile for FaultyFile {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        if let Some(error) = check(&self.state, FsOp::Write, &self.path) {
+            self.inner.append(&buf[..buf.len() / 2])?;
+            return Err(error);
+        }
+        self.inner.append(buf)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        match check(&self.state, FsOp::Sync, &self.path) {
+            Some(error) => Err(error),
+            None => self.inner.sync_data(),
+        }
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        match check(&self.state, FsOp::SetLen, &self.path) {
+            Some(error) => Err(error),
+            None => self.inner.set_len(len),
+        }
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+}

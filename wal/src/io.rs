@@ -1,0 +1,150 @@
+//! The I/O seam: every file operation of the WAL (and, above it, of the segments and the
+//! manifest) goes through [`Fs`] and [`FsFile`].
+//!
+//! Production code uses [`StdFs`]. Tests put [`FaultyFs`](crate::FaultyFs) (EIO or ENOSPC on
+//! the Nth call) or [`MemFs`](crate::MemFs) (a power-losing in-memory disk) behind the same
+//! seam, so failure handling is exercised without root or special filesystems.
+//!
+//! The seam is deliberately small: open, write, sync, rename, remove, sync a directory, set a
+//! length. Reads are positional so a reader never disturbs a writer's file offset.
+
+use std::fmt::Debug;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Mode bits for files the store creates (before the umask). Data is private to the owner.
+pub const FILE_MODE: u32 = 0o600;
+
+/// A filesystem, as far as the storage engine needs one.
+pub trait Fs: Send + Sync + Debug {
+    /// Creates a directory and any missing parents.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Names of the entries in a directory, in no particular order.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Creates a new file for appending; fails if it already exists.
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Opens an existing file for positional reads.
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Opens an existing file for appending, truncating and syncing.
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Atomically renames a file, replacing any file at `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+}
+
+/// An open file.
+pub trait FsFile: Send + Sync + Debug {
+    /// Appends the whole buffer at the end of the file.
+    fn append(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at the end).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Makes the file's data durable (fdatasync).
+    fn sync_data(&mut self) -> io::Result<()>;
+    /// Truncates or extends the file.
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// The file's current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+
+    /// True if the file holds no bytes.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Fills `buf` from `offset`, failing with `UnexpectedEof` if the file is shorter.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The real filesystem, through `std::fs`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdFs;
+
+#[derive(Debug)]
+struct StdFile(File);
+
+impl Fs for StdFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path)? {
+            let entry = entry?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(path)?;
+        Ok(Box::new(StdFile(file)))
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        Ok(Box::new(StdFile(File::open(path)?)))
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new().read(true).append(true).open(path)?;
+        Ok(Box::new(StdFile(file)))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+}
+
+impl FsFile for StdFile {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(&self.0, buf, offset)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}

@@ -1,0 +1,286 @@
+//! [`MemFs`]: an in-memory disk that can lose power.
+//!
+//! It keeps, for every file, what was written and what the last `sync_data` made durable, and
+//! for every directory which names the last `sync_dir` made durable. [`MemFs::crash`] returns
+//! the disk a reboot would find: only durable names, and for each file its durable bytes plus,
+//! depending on the [`CrashMode`], none, a prefix, or a garbled prefix of what came after.
+//! This is the strict POSIX model: a new name that was not followed by a directory fsync is
+//! gone, however long ago it was written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::io::{Fs, FsFile};
+
+/// What a crash does to bytes written after the last fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashMode {
+    /// They are lost.
+    DropUnsynced,
+    /// A pseudo-random prefix of them survives.
+    KeepPrefix {
+        /// Seed of the choice.
+        seed: u64,
+    },
+    /// A pseudo-random prefix survives, with some of its bytes overwritten by garbage.
+    GarbleTail {
+        /// Seed of the choice.
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    data: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+type NodeRef = Arc<Mutex<Node>>;
+
+#[derive(Debug, Default)]
+struct State {
+    dirs: BTreeSet<PathBuf>,
+    names: BTreeMap<PathBuf, NodeRef>,
+    durable_names: BTreeMap<PathBuf, NodeRef>,
+}
+
+/// An in-memory filesystem with a power-loss model. Cloning shares the same disk.
+#[derive(Debug, Clone, Default)]
+pub struct MemFs {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemFs {
+    /// An empty disk.
+    pub fn new() -> MemFs {
+        MemFs::default()
+    }
+
+    /// The disk as it would be found after power was lost now.
+    pub fn crash(&self, mode: CrashMode) -> MemFs {
+        let state = self.lock();
+        let mut rng = match mode {
+            CrashMode::DropUnsynced => 0,
+            CrashMode::KeepPrefix { seed } | CrashMode::GarbleTail { seed } => seed | 1,
+        };
+        let mut names = BTreeMap::new();
+        for (path, node) in &state.durable_names {
+            let node = lock(node);
+            let mut data = node.durable.clone();
+            let tail = node
+                .data
+                .strip_prefix(node.durable.as_slice())
+                .unwrap_or(&[]);
+            if mode != CrashMode::DropUnsynced && !tail.is_empty() {
+                let keep = (next_random(&mut rng) % (tail.len() as u64 + 1)) as usize;
+                let start = data.len();
+                data.extend_from_slice(&tail[..keep]);
+                if matches!(mode, CrashMode::GarbleTail { .. }) && keep > 0 {
+                    for _ in 0..1 + keep / 64 {
+                        let at = start + (next_random(&mut rng) % keep as u64) as usize;
+                        data[at] = next_random(&mut rng) as u8;
+                    }
+                }
+            }
+            let node = Arc::new(Mutex::new(Node {
+                durable: data.clone(),
+                data,
+            }));
+            names.insert(path.clone(), node);
+        }
+        MemFs {
+            state: Arc::new(Mutex::new(State {
+                dirs: state.dirs.clone(),
+                durable_names: names.clone(),
+                names,
+            })),
+        }
+    }
+
+    /// The current bytes of a file, if it exists.
+    pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
+        self.lock()
+            .names
+            .get(path)
+            .map(|node| lock(node).data.clone())
+    }
+
+    /// Replaces a file's bytes, durably (for tests that damage files on purpose).
+    pub fn write_file(&self, path: &Path, bytes: &[u8]) {
+        let mut state = self.lock();
+        let node = Arc::new(Mutex::new(Node {
+            data: bytes.to_vec(),
+            durable: bytes.to_vec(),
+        }));
+        state.names.insert(path.to_owned(), Arc::clone(&node));
+        state.durable_names.insert(path.to_owned(), node);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
+}
+
+impl Fs for MemFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        for ancestor in path.ancestors() {
+            if !ancestor.as_os_str().is_empty() {
+                state.dirs.insert(ancestor.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let state = self.lock();
+        if !state.dirs.contains(path) {
+            return Err(not_found(path));
+        }
+        let children = state.names.keys().chain(state.dirs.iter());
+        Ok(children
+            .filter(|child| child.parent() == Some(path))
+            .filter_map(|child| child.file_name()?.to_str().map(str::to_owned))
+            .collect())
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let mut state = self.lock();
+        if state.names.contains_key(path) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        if !path.parent().is_some_and(|dir| state.dirs.contains(dir)) {
+            return Err(not_found(path));
+        }
+        let node = NodeRef::default();
+        state.names.insert(path.to_owned(), Arc::clone(&node));
+        Ok(Box::new(MemFile(node)))
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let node = self
+            .lock()
+            .names
+            .get(path)
+            .cloned()
+            .ok_or_else(|| not_found(path))?;
+        Ok(Box::new(MemFile(node)))
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        self.open_read(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        let node = state.names.remove(from).ok_or_else(|| not_found(from))?;
+        state.names.insert(to.to_owned(), node);
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.lock()
+            .names
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        let State {
+            names,
+            durable_names,
+            ..
+        } = &mut *state;
+        durable_names.retain(|name, _| name.parent() != Some(path) || names.contains_key(name));
+        for (name, node) in names.iter() {
+            if name.parent() == Some(path) {
+                durable_names.insert(name.clone(), Arc::clone(node));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct MemFile(NodeRef);
+
+impl FsFile for MemFile {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        lock(&self.0).data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let node = lock(&self.0);
+        let start = (offset as usize).min(node.data.len());
+        let n = buf.len().min(node.data.len() - start);
+        buf[..n].copy_from_slice(&node.data[start..start + n]);
+        Ok(n)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        let mut node = lock(&self.0);
+        node.durable = node.data.clone();
+        Ok(())
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        lock(&self.0).data.resize(len as usize, 0);
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(lock(&self.0).data.len() as u64)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsynced_names_and_bytes_are_lost_in_a_crash() {
+        let fs = MemFs::new();
+        let dir = Path::new("/d");
+        fs.create_dir_all(dir).unwrap();
+        let mut kept = fs.create_new(&dir.join("kept")).unwrap();
+        kept.append(b"durable").unwrap();
+        kept.sync_data().unwrap();
+        fs.sync_dir(dir).unwrap();
+        kept.append(b" lost").unwrap();
+        let mut gone = fs.create_new(&dir.join("gone")).unwrap();
+        gone.sync_data().unwrap();
+
+        let after = fs.crash(CrashMode::DropUnsynced);
+        assert_eq!(after.read_file(&dir.join("kept")).unwrap(), b"durable");
+        assert_eq!(after.read_file(&dir.join("gone")), None);
+        let prefix = fs.crash(CrashMode::KeepPrefix { seed: 3 });
+        assert!(prefix
+            .read_file(&dir.join("kept"))
+            .unwrap()
+            .starts_with(b"durable"));
+    }
+}
