@@ -39,7 +39,7 @@ pub enum FsOp {
 pub struct FsEvent {
     /// The kind of call.
     pub op: FsOp,
-    /// The file or directory.
+    /// The file or directory; for a rename, the destination.
     pub path: PathBuf,
     /// True if the call was made to fail.
     pub failed: bool,
@@ -163,7 +163,7 @@ impl Fs for FaultyFs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        match self.check(FsOp::Rename, from) {
+        match self.check(FsOp::Rename, to) {
             Some(error) => Err(error),
             None => self.inner.rename(from, to),
         }

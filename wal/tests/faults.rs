@@ -1,0 +1,197 @@
+//! Fault injection through the I/O seam: EIO or ENOSPC on the Nth write, fsync, directory
+//! fsync, create or rename. No acknowledged record is lost, no failed record is acknowledged,
+//! and a file whose write or fsync failed is never written or fsynced again.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use strata_wal::{
+    errno, CrashMode, Error, FaultyFs, FsOp, Log, MemFs, RecoveryMode, SyncPolicy, Wal, WalOptions,
+};
+
+fn open(fs: &FaultyFs, policy: SyncPolicy) -> Wal {
+    let options = WalOptions {
+        sync_policy: policy,
+        max_file_size: 400,
+        ..WalOptions::default()
+    };
+    Wal::open_with_fs(Arc::new(fs.clone()), common::DIR, options).unwrap()
+}
+
+/// Reopens the disk as a power loss now would leave it, and checks every acknowledged record
+/// is there and every record there is one that was appended.
+fn verify_after_power_loss(base: &MemFs, acked: &[(u64, usize)], appended: &[Vec<u8>], what: &str) {
+    let disk = base.crash(CrashMode::DropUnsynced);
+    let wal = common::open_mem(&disk, RecoveryMode::PointInTime)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let log: HashMap<u64, Vec<u8>> = common::read_all(&wal).into_iter().collect();
+    for (lsn, i) in acked {
+        let got = log
+            .get(lsn)
+            .unwrap_or_else(|| panic!("{what}: acknowledged LSN {lsn} lost"));
+        assert!(
+            got == &appended[*i],
+            "{what}: acknowledged LSN {lsn} has wrong bytes"
+        );
+    }
+    for (lsn, bytes) in &log {
+        assert!(
+            appended.contains(bytes),
+            "{what}: LSN {lsn} holds bytes never appended"
+        );
+    }
+}
+
+/// After a write or fsync on a file failed, that file sees no more writes or fsyncs (a new
+/// file created or renamed to the same path later is another file).
+fn assert_failed_files_abandoned(fs: &FaultyFs, what: &str) {
+    let events = fs.events();
+    for (i, failed) in events.iter().enumerate() {
+        if !failed.failed || !matches!(failed.op, FsOp::Write | FsOp::Sync) {
+            continue;
+        }
+        for later in &events[i + 1..] {
+            if matches!(later.op, FsOp::Create | FsOp::Rename) && later.path == failed.path {
+                break;
+            }
+            let touches = matches!(later.op, FsOp::Write | FsOp::Sync) && later.path == failed.path;
+            assert!(
+                !touches,
+                "{what}: {:?} on {} after its {:?} failed",
+                later.op,
+                later.path.display(),
+                failed.op
+            );
+        }
+    }
+}
+
+#[test]
+fn one_failure_at_any_step_loses_nothing_acknowledged() {
+    let ops = [
+        FsOp::Write,
+        FsOp::Sync,
+        FsOp::SyncDir,
+        FsOp::Create,
+        FsOp::Rename,
+    ];
+    let mut fired_cases = 0;
+    for op in ops {
+        for code in [errno::EIO, errno::ENOSPC] {
+            for nth in 1..=12 {
+                let what = format!("{op:?} #{nth} fails with errno {code}");
+                let base = MemFs::new();
+                let fs = FaultyFs::new(Arc::new(base.clone()));
+                let wal = open(&fs, SyncPolicy::Always);
+                fs.fail_nth(op, nth, code);
+                let appended: Vec<Vec<u8>> = (0..80)
+                    .map(|i| common::payload(i, 10 + (i as usize * 7) % 90))
+                    .collect();
+                let mut acked = Vec::new();
+                let mut failures = 0;
+                for (i, record) in appended.iter().enumerate() {
+                    match wal.append(&[record]) {
+                        Ok(lsn) => {
+                            assert!(
+                                wal.synced_lsn() >= lsn,
+                                "{what}: acknowledged LSN {lsn} is not synced"
+                            );
+                            acked.push((lsn, i));
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            assert!(matches!(e, Error::NotDurable { .. }), "{what}: {e}");
+                            assert!(e.to_string().contains("not durable"), "{what}: {e}");
+                        }
+                    }
+                }
+                let fired = fs.events().iter().any(|e| e.failed);
+                fired_cases += usize::from(fired);
+                assert_eq!(
+                    failures,
+                    usize::from(fired),
+                    "{what}: a one-shot fault fails exactly one append"
+                );
+                assert!(
+                    acked.len() >= 79,
+                    "{what}: appends did not recover after the fault"
+                );
+                assert_failed_files_abandoned(&fs, &what);
+                verify_after_power_loss(&base, &acked, &appended, &what);
+            }
+        }
+    }
+    assert_eq!(fired_cases, 120, "every planned fault fires");
+}
+
+#[test]
+fn a_full_disk_fails_every_append_until_space_returns_then_keeps_everything() {
+    let base = MemFs::new();
+    let fs = FaultyFs::new(Arc::new(base.clone()));
+    let wal = open(&fs, SyncPolicy::Always);
+    let appended: Vec<Vec<u8>> = (0..30).map(|i| common::payload(i, 50)).collect();
+    let mut acked = Vec::new();
+    for (i, record) in appended.iter().enumerate().take(5) {
+        acked.push((wal.append(&[record]).unwrap(), i));
+    }
+    fs.fail_from(FsOp::Write, 1, errno::ENOSPC);
+    for record in &appended[5..15] {
+        let err = wal.append(&[record]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("No space left") || format!("{err:?}").contains("28"),
+            "{text}"
+        );
+        assert_eq!(
+            wal.synced_lsn(),
+            5,
+            "a failed append moved the durable watermark"
+        );
+    }
+    fs.heal();
+    for (i, record) in appended.iter().enumerate().skip(15) {
+        acked.push((wal.append(&[record]).unwrap(), i));
+    }
+    assert_failed_files_abandoned(&fs, "full disk");
+    verify_after_power_loss(&base, &acked, &appended, "full disk");
+    // The records whose appends failed were kept in memory and written once space returned.
+    let disk = base.crash(CrashMode::DropUnsynced);
+    let all =
+        common::read_all(&common::open_mem(&disk, RecoveryMode::AbsoluteConsistency).unwrap());
+    let payloads: Vec<Vec<u8>> = all.into_iter().map(|(_, p)| p).collect();
+    assert_eq!(payloads, appended, "every record, in order, exactly once");
+}
+
+#[test]
+fn a_failed_sync_under_never_is_retried_in_a_fresh_file() {
+    let base = MemFs::new();
+    let fs = FaultyFs::new(Arc::new(base.clone()));
+    let wal = open(&fs, SyncPolicy::Never);
+    let appended: Vec<Vec<u8>> = (0..6).map(|i| common::payload(i, 20)).collect();
+    for record in &appended[..3] {
+        wal.append(&[record]).unwrap();
+    }
+    wal.sync().unwrap();
+    for record in &appended[3..] {
+        wal.append(&[record]).unwrap();
+    }
+    fs.fail_nth(FsOp::Sync, 1, errno::EIO);
+    let err = wal.sync().unwrap_err();
+    assert!(
+        matches!(&err, Error::NotDurable { durable: 3, .. }),
+        "{err}"
+    );
+    assert_eq!(wal.synced_lsn(), 3);
+    assert_eq!(wal.sync().unwrap(), 6);
+    assert_failed_files_abandoned(&fs, "never");
+    assert_eq!(
+        wal.files().len(),
+        2,
+        "the records after the failed fsync went to a fresh file"
+    );
+    let acked: Vec<(u64, usize)> = (1..=6).map(|lsn| (lsn, lsn as usize - 1)).collect();
+    verify_after_power_loss(&base, &acked, &appended, "never");
+}
