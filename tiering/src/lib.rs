@@ -16,6 +16,14 @@
 //! [`Tier`] contract and the log.
 
 pub mod conformance;
+
+/// The I/O seam every on-disk tier writes through, defined in `strata-wal` (the lowest crate)
+/// and re-exported here so tier crates need no other dependency. Tests put
+/// [`FaultyFs`](io::FaultyFs) or the power-losing [`MemFs`](io::MemFs) behind it.
+pub mod io {
+    pub use strata_wal::io::{Fs, FsFile, StdFs, FILE_MODE};
+    pub use strata_wal::{errno, CrashMode, FaultyFs, FsEvent, FsOp, MemFs};
+}
 mod error;
 mod memory;
 mod range;

@@ -182,6 +182,10 @@ impl Fs for FaultyFs {
             None => self.inner.sync_dir(path),
         }
     }
+
+    fn is_os_filesystem(&self) -> bool {
+        self.inner.is_os_filesystem()
+    }
 }
 
 impl FaultyFs {

@@ -35,6 +35,12 @@ pub trait Fs: Send + Sync + Debug {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+
+    /// True when paths name real files of the operating system, so a reader may memory-map
+    /// them instead of reading through [`FsFile::read_at`].
+    fn is_os_filesystem(&self) -> bool {
+        false
+    }
 }
 
 /// An open file.
@@ -124,6 +130,10 @@ impl Fs for StdFs {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
+    }
+
+    fn is_os_filesystem(&self) -> bool {
+        true
     }
 }
 

@@ -36,6 +36,7 @@ mod cursor;
 mod error;
 mod fault;
 pub mod format;
+mod group;
 pub mod io;
 mod memfs;
 mod memlog;

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::{self, FileHeader};
+use crate::group::{CommitQueue, Turn};
 use crate::io::{Fs, FsFile, StdFs};
 use crate::reader::{LogReader, ReaderFile};
 use crate::recovery::{self, RecoveryMode, RecoveryReport, TEMP_SUFFIX};
@@ -46,6 +47,9 @@ pub enum SyncPolicy {
     /// Only `sync`, file rollover and `close` fsync; `append` returns once the batch is buffered.
     Never,
 }
+
+/// How many emptied chunk buffers are kept for reuse.
+const SPARE_BUFFERS: usize = 4;
 
 /// Settings of a [`Wal`].
 #[derive(Debug, Clone)]
@@ -91,8 +95,9 @@ struct Inner {
     options: WalOptions,
     append: Mutex<AppendState>,
     io: Mutex<IoState>,
-    /// Mirror of `IoState::synced` so covered appenders skip the io lock.
+    /// Mirror of `IoState::synced`, read without the io lock.
     synced: AtomicU64,
+    commits: CommitQueue,
 }
 
 #[derive(Debug)]
@@ -101,6 +106,8 @@ struct AppendState {
     buffer: Vec<u8>,
     /// LSN of the first record in `buffer`.
     buffer_first: Lsn,
+    /// Emptied chunk buffers, reused so appends do not keep touching fresh memory.
+    spare: Vec<Vec<u8>>,
 }
 
 /// Encoded frames of whole batches, handed from the append side to the io side.
@@ -183,6 +190,7 @@ impl Wal {
                 next_lsn: recovered.next_lsn,
                 buffer: Vec::with_capacity(options.write_buffer_size),
                 buffer_first: recovered.next_lsn,
+                spare: Vec::new(),
             }),
             io: Mutex::new(IoState {
                 files: recovered.files,
@@ -195,6 +203,7 @@ impl Wal {
                 gap_pending: recovered.gap_before_next,
             }),
             synced: AtomicU64::new(last),
+            commits: CommitQueue::default(),
             options,
         });
         let ticker = match inner.options.sync_policy {
@@ -319,18 +328,18 @@ impl Inner {
         self.sync_to(last)
     }
 
-    /// Returns once `lsn` is durable, writing and fsyncing everything buffered if needed.
+    /// Returns once `lsn` is durable, leading a group commit if no sync is running.
     fn sync_to(&self, lsn: Lsn) -> Result<Lsn> {
-        let synced = self.synced.load(Ordering::Acquire);
-        if synced >= lsn {
-            return Ok(synced);
+        match self.commits.wait(lsn, &self.synced) {
+            Turn::Done => Ok(self.synced.load(Ordering::Acquire)),
+            Turn::Lead(_leadership) => {
+                let mut io = lock(&self.io);
+                if io.synced < lsn {
+                    self.write_out(&mut io, true)?;
+                }
+                Ok(io.synced)
+            }
         }
-        let mut io = lock(&self.io);
-        if io.synced >= lsn {
-            return Ok(io.synced);
-        }
-        self.write_out(&mut io, true)?;
-        Ok(io.synced)
     }
 
     fn take_buffer(&self) -> Option<Chunk> {
@@ -412,7 +421,15 @@ impl Inner {
                 .map_err(|e| Error::io("fsync", &active.path, e))?;
         }
         io.synced = io.flushed;
-        io.pending.drain(..io.written);
+        let mut state = lock(&self.append);
+        for chunk in io.pending.drain(..io.written) {
+            if state.spare.len() < SPARE_BUFFERS {
+                let mut bytes = chunk.bytes;
+                bytes.clear();
+                state.spare.push(bytes);
+            }
+        }
+        drop(state);
         io.written = 0;
         self.synced.store(io.synced, Ordering::Release);
         Ok(())

@@ -1,0 +1,286 @@
+//! Benchmarks of `strata-wal`, each measured beside its baseline in the same criterion group.
+//!
+//! - `wal_append_never`: payload bytes per second of `append` under `SyncPolicy::Never`, for
+//!   100 B and 4 KiB records, beside a `BufWriter<File>` with the WAL's buffer size writing
+//!   the same payloads. Each sample starts a fresh WAL (or file) and keeps appending; the
+//!   timed part ends by dropping it, which hands the last buffer to the OS and closes the file
+//!   on both sides. A second baseline writes the framed bytes the WAL writes (24-byte frame
+//!   header included), to tell the format's cost from the log's. The baselines never fsync; the WAL fsyncs only when it rolls to a new
+//!   file every 64 MiB, as it fsyncs the old one first: that is part of its cost and stays in.
+//! - `wal_durable_latency`: time per `append` of one 100 B record under `SyncPolicy::Always`
+//!   from a single writer, beside `write_all` + `fdatasync` of 100 B on a plain file.
+//! - `wal_group_commit`: records per second under `SyncPolicy::Always` with 1, 4 and 16 writer
+//!   threads, each appending single-record batches of 100 B, beside one thread doing
+//!   `write_all` + `fdatasync` per record.
+//!
+//! Setup (creating the directory, opening the WAL, creating its first file) is never timed:
+//! every sample opens its WAL and writes one record durably before the clock starts.
+//! Scratch directories live under the target directory, on the same disk as the repository.
+
+// A failed setup or append is a failed benchmark: panicking is the right way to report it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use strata_benches::{buffered_appender, filesystem_of, record, sync_dir, RawLog};
+use strata_wal::{Log, SyncPolicy, Wal, WalOptions};
+use tempfile::TempDir;
+
+/// Record sizes of `wal_append_never` and how many records one iteration writes.
+const NEVER_CASES: [(&str, usize, u64); 2] = [("100B", 100, 10_000), ("4KiB", 4096, 2_000)];
+/// Record size of the durable benchmarks.
+const DURABLE_RECORD: usize = 100;
+/// Writer thread counts of `wal_group_commit`.
+const WRITERS: [u64; 3] = [1, 4, 16];
+/// Records one iteration of `wal_group_commit` appends, over all its threads.
+const GROUP_RECORDS: u64 = 1_024;
+
+/// Where scratch directories go: under the target directory, on the disk the repository is on.
+const SCRATCH_ROOT: &str = env!("CARGO_TARGET_TMPDIR");
+
+/// A fresh directory under [`SCRATCH_ROOT`], removed when dropped. Samples drop it after their
+/// clock stops; the removal is then made durable at once, so that its cost (journal commit,
+/// trimming of the freed blocks) does not land in the next sample's timed fsyncs.
+struct Scratch(Option<TempDir>);
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        self.0
+            .as_ref()
+            .expect("scratch directory present until drop")
+            .path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            dir.close().expect("remove a scratch directory");
+            sync_dir(Path::new(SCRATCH_ROOT)).expect("fsync the scratch root");
+        }
+    }
+}
+
+fn scratch() -> Scratch {
+    let dir = tempfile::Builder::new()
+        .prefix("wal-bench-")
+        .tempdir_in(SCRATCH_ROOT)
+        .expect("create a scratch directory under CARGO_TARGET_TMPDIR");
+    Scratch(Some(dir))
+}
+
+/// Opens a WAL in `dir` and writes one record durably, so its first file (created with a
+/// file fsync, a rename and a directory fsync) exists before anything is timed.
+fn open_wal(dir: &Path, sync_policy: SyncPolicy) -> Wal {
+    let options = WalOptions {
+        sync_policy,
+        ..Default::default()
+    };
+    let wal = Wal::open(dir.join("wal"), options).expect("open the WAL");
+    wal.append(&[b"prime"]).expect("append the priming record");
+    wal.sync().expect("sync the priming record");
+    wal
+}
+
+/// Creates the plain file of the fdatasync baseline and writes one record durably, as
+/// [`open_wal`] does.
+fn open_raw(dir: &Path, record: &[u8]) -> RawLog {
+    let mut raw = RawLog::create(&dir.join("raw.log")).expect("create the baseline file");
+    raw.append_durable(record).expect("prime the baseline file");
+    raw
+}
+
+/// Says where the scratch directories are, so the figures can be read against the right disk.
+fn scratch_filesystem(_: &mut Criterion) {
+    let dir = scratch();
+    match filesystem_of(dir.path()) {
+        Some((fs_type, source)) => {
+            eprintln!("wal benches: scratch directories on {fs_type} ({source})");
+            if fs_type == "tmpfs" || fs_type == "ramfs" {
+                eprintln!("wal benches: warning: {fs_type} has no disk; fsync costs nothing here");
+            }
+        }
+        None => eprintln!("wal benches: filesystem of the scratch directories unknown"),
+    }
+}
+
+fn append_never(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wal_append_never");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    let buffer_size = WalOptions::default().write_buffer_size;
+    for (label, len, count) in NEVER_CASES {
+        let payload = record(len);
+        group.throughput(Throughput::Bytes(len as u64 * count));
+        group.bench_with_input(BenchmarkId::new("wal", label), &payload, |b, payload| {
+            b.iter_custom(|iters| {
+                let dir = scratch();
+                let wal = open_wal(dir.path(), SyncPolicy::Never);
+                let batch = [payload.as_slice()];
+                let start = Instant::now();
+                for _ in 0..iters * count {
+                    black_box(wal.append(&batch).expect("append"));
+                }
+                // Hands the last buffer to the OS and closes the file.
+                drop(wal);
+                start.elapsed()
+            });
+        });
+        group.bench_with_input(
+            BenchmarkId::new("baseline_bufwriter", label),
+            &payload,
+            |b, payload| {
+                b.iter_custom(|iters| {
+                    let dir = scratch();
+                    let mut out = buffered_appender(&dir.path().join("plain.log"), buffer_size)
+                        .expect("create the baseline file");
+                    let start = Instant::now();
+                    for _ in 0..iters * count {
+                        out.write_all(black_box(payload)).expect("write");
+                    }
+                    out.flush().expect("flush");
+                    drop(out);
+                    start.elapsed()
+                });
+            },
+        );
+        // The same loop writing exactly the bytes the WAL writes (frame header included), to
+        // tell the cost of the format from the cost of the log's machinery.
+        let mut framed = Vec::new();
+        strata_wal::format::encode_frame(&mut framed, 1, true, &payload);
+        group.bench_with_input(
+            BenchmarkId::new("baseline_bufwriter_framed", label),
+            &framed,
+            |b, framed| {
+                b.iter_custom(|iters| {
+                    let dir = scratch();
+                    let mut out = buffered_appender(&dir.path().join("plain.log"), buffer_size)
+                        .expect("create the baseline file");
+                    let start = Instant::now();
+                    for _ in 0..iters * count {
+                        out.write_all(black_box(framed)).expect("write");
+                    }
+                    out.flush().expect("flush");
+                    drop(out);
+                    start.elapsed()
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+fn durable_latency(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wal_durable_latency");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    let payload = record(DURABLE_RECORD);
+    group.bench_function("wal_always", |b| {
+        b.iter_custom(|iters| {
+            let dir = scratch();
+            let wal = open_wal(dir.path(), SyncPolicy::Always);
+            let batch = [payload.as_slice()];
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(wal.append(&batch).expect("append"));
+            }
+            let elapsed = start.elapsed();
+            assert_eq!(
+                wal.synced_lsn(),
+                iters + 1,
+                "every append is durable on return"
+            );
+            elapsed
+        });
+    });
+    group.bench_function("baseline_write_fdatasync", |b| {
+        b.iter_custom(|iters| {
+            let dir = scratch();
+            let mut raw = open_raw(dir.path(), &payload);
+            let start = Instant::now();
+            for _ in 0..iters {
+                raw.append_durable(black_box(&payload))
+                    .expect("durable append");
+            }
+            start.elapsed()
+        });
+    });
+    group.finish();
+}
+
+fn group_commit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wal_group_commit");
+    group
+        .sample_size(15)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(GROUP_RECORDS));
+    let payload = record(DURABLE_RECORD);
+    group.bench_with_input(
+        BenchmarkId::new("baseline_write_fdatasync", 1),
+        &payload,
+        |b, payload| {
+            b.iter_custom(|iters| {
+                let dir = scratch();
+                let mut raw = open_raw(dir.path(), payload);
+                let start = Instant::now();
+                for _ in 0..iters * GROUP_RECORDS {
+                    raw.append_durable(black_box(payload))
+                        .expect("durable append");
+                }
+                start.elapsed()
+            });
+        },
+    );
+    for writers in WRITERS {
+        group.bench_with_input(
+            BenchmarkId::new("wal_always", writers),
+            &writers,
+            |b, &writers| {
+                b.iter_custom(|iters| {
+                    let dir = scratch();
+                    let wal = open_wal(dir.path(), SyncPolicy::Always);
+                    let per_writer = iters * (GROUP_RECORDS / writers);
+                    let batch = [payload.as_slice()];
+                    // The clock starts once every writer is spawned and waiting.
+                    let start_line = Barrier::new(writers as usize + 1);
+                    let start = std::thread::scope(|s| {
+                        for _ in 0..writers {
+                            s.spawn(|| {
+                                start_line.wait();
+                                for _ in 0..per_writer {
+                                    black_box(wal.append(&batch).expect("append"));
+                                }
+                            });
+                        }
+                        start_line.wait();
+                        Instant::now()
+                    });
+                    let elapsed = start.elapsed();
+                    let total = per_writer * writers;
+                    assert_eq!(wal.synced_lsn(), total + 1, "every append is durable");
+                    elapsed
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    scratch_filesystem,
+    append_never,
+    durable_latency,
+    group_commit
+);
+criterion_main!(benches);
