@@ -45,6 +45,11 @@ pub enum Error {
         cause: Box<Error>,
     },
 
+    /// A failure could not be repaired (see `WalOptions::retain_unsynced_bytes`); the log
+    /// refuses all work until it is reopened.
+    #[error("wal stopped: {0}")]
+    Stopped(String),
+
     /// `append` was given no records.
     #[error("wal append of an empty batch")]
     EmptyBatch,

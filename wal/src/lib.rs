@@ -43,6 +43,7 @@ mod memlog;
 mod reader;
 mod recovery;
 mod wal;
+mod writer;
 
 pub use crate::error::{Error, Result};
 pub use crate::fault::{errno, FaultyFs, FsEvent, FsOp};

@@ -163,7 +163,12 @@ pub(crate) fn recover(
         }
         let Some((damage, torn_batch_records)) = scan.damage else {
             kept.push((*name_lsn, path.clone()));
-            expected = Some(scan.next_expected);
+            // A file with no record (only ever the last: the writer replaces it when it
+            // creates the file for that LSN) does not move where the records end, so the gap
+            // mark it may carry is carried over to its replacement.
+            if scan.records > 0 || expected.is_none() {
+                expected = Some(scan.next_expected);
+            }
             continue;
         };
         let torn_tail = is_last && damage.kind.is_torn_write();
@@ -191,6 +196,7 @@ pub(crate) fn recover(
         if scan.cut > FILE_HEADER_LEN as u64 {
             truncate(fs, path, scan.cut)?;
             kept.push((*name_lsn, path.clone()));
+            expected = Some(scan.next_expected);
         } else {
             set_aside(fs, path, &mut report)?;
         }
@@ -205,9 +211,10 @@ pub(crate) fn recover(
     }
     report.last_lsn = last_lsn;
 
-    // The previous process may have crashed with records in the page cache: make them durable
-    // now, before anything is built on them.
-    if let Some((_, path)) = kept.last() {
+    // The previous process may have died with records in the page cache, in any file (under
+    // `Never` a full file is rolled without an fsync): make them durable now, before anything
+    // is built on them. Files without dirty pages cost next to nothing.
+    for (_, path) in &kept {
         let mut file = fs
             .open_write(path)
             .map_err(|e| Error::io("open", path, e))?;
@@ -222,7 +229,8 @@ pub(crate) fn recover(
     Ok(Recovered {
         files: kept,
         next_lsn,
-        gap_before_next: last_lsn > 0 && next_lsn != last_lsn + 1,
+        // `expected` is where the kept files end; any other start must be marked as deliberate.
+        gap_before_next: expected.is_some_and(|end| end != next_lsn),
         report,
     })
 }

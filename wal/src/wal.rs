@@ -10,30 +10,24 @@
 //! ```
 //!
 //! Two locks keep appenders from waiting on the disk: the append lock only guards encoding into
-//! a memory buffer, and the io lock serialises file writes. Whoever takes the io lock writes
-//! every record buffered so far and fsyncs once for all of them; appenders that queued on the
-//! io lock meanwhile find their LSN already durable and return. That is the group commit.
-//!
-//! Chunks stay in memory until an fsync covers them. When a write or an fsync fails, the
-//! active file is abandoned: it is never written or fsynced again, the error is returned,
-//! and the next sync writes every pending chunk into a fresh file named by the first
-//! non-durable LSN. Recovery reads the abandoned file only up to that LSN.
-//!
-//! A file is rolled once it reaches `max_file_size`; the old one is fsynced first, so pending
-//! chunks always belong to the active file.
+//! a memory buffer, and the io lock serialises file writes. Durability waits go through the
+//! group-commit queue (`group` module): one leader writes and fsyncs everything buffered so far
+//! for every appender waiting at that moment. The io side, with rollover and the repair after
+//! a failed write or fsync, is in the `writer` module.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::{self, FileHeader};
+use crate::format;
 use crate::group::{CommitQueue, Turn};
-use crate::io::{Fs, FsFile, StdFs};
+use crate::io::{Fs, StdFs};
 use crate::reader::{LogReader, ReaderFile};
-use crate::recovery::{self, RecoveryMode, RecoveryReport, TEMP_SUFFIX};
+use crate::recovery::{self, RecoveryMode, RecoveryReport};
+use crate::writer::IoState;
 use crate::{Log, LogIter, Lsn};
 
 /// When appends are made durable.
@@ -44,12 +38,9 @@ pub enum SyncPolicy {
     Always,
     /// A background thread syncs at this interval; `append` returns once the batch is buffered.
     Interval(Duration),
-    /// Only `sync`, file rollover and `close` fsync; `append` returns once the batch is buffered.
+    /// Only `sync` and `close` fsync; `append` returns once the batch is buffered.
     Never,
 }
-
-/// How many emptied chunk buffers are kept for reuse.
-const SPARE_BUFFERS: usize = 4;
 
 /// Settings of a [`Wal`].
 #[derive(Debug, Clone)]
@@ -66,6 +57,11 @@ pub struct WalOptions {
     /// Under `Interval` and `Never`, buffered bytes that trigger a write to the OS. Default:
     /// 1 MiB. Records in the buffer are lost if the process dies.
     pub write_buffer_size: usize,
+    /// Under `Interval` and `Never`, how many bytes of records written since the last sync
+    /// are kept in memory, so that a failed fsync can be repaired by rewriting them into a
+    /// fresh file. Default: 64 MiB. If more than this is written without a sync and the next
+    /// fsync fails, the log stops ([`Error::Stopped`]) until it is reopened.
+    pub retain_unsynced_bytes: usize,
 }
 
 impl Default for WalOptions {
@@ -76,6 +72,7 @@ impl Default for WalOptions {
             recovery_mode: RecoveryMode::PointInTime,
             max_record_len: 257 << 20,
             write_buffer_size: 1 << 20,
+            retain_unsynced_bytes: 64 << 20,
         }
     }
 }
@@ -89,59 +86,28 @@ pub struct Wal {
 }
 
 #[derive(Debug)]
-struct Inner {
-    fs: Arc<dyn Fs>,
-    dir: PathBuf,
-    options: WalOptions,
-    append: Mutex<AppendState>,
+pub(crate) struct Inner {
+    pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) dir: PathBuf,
+    pub(crate) options: WalOptions,
+    pub(crate) append: Mutex<AppendState>,
     io: Mutex<IoState>,
     /// Mirror of `IoState::synced`, read without the io lock.
-    synced: AtomicU64,
+    pub(crate) synced: AtomicU64,
     commits: CommitQueue,
+    /// Set once a failure cannot be repaired; every later call fails with it.
+    pub(crate) stopped: OnceLock<String>,
 }
 
+/// Everything the append lock guards.
 #[derive(Debug)]
-struct AppendState {
-    next_lsn: Lsn,
-    buffer: Vec<u8>,
+pub(crate) struct AppendState {
+    pub(crate) next_lsn: Lsn,
+    pub(crate) buffer: Vec<u8>,
     /// LSN of the first record in `buffer`.
-    buffer_first: Lsn,
+    pub(crate) buffer_first: Lsn,
     /// Emptied chunk buffers, reused so appends do not keep touching fresh memory.
-    spare: Vec<Vec<u8>>,
-}
-
-/// Encoded frames of whole batches, handed from the append side to the io side.
-#[derive(Debug)]
-struct Chunk {
-    bytes: Vec<u8>,
-    first: Lsn,
-    last: Lsn,
-}
-
-#[derive(Debug)]
-struct IoState {
-    /// Every WAL file, oldest first; the active file is the last.
-    files: Vec<(Lsn, PathBuf)>,
-    active: Option<ActiveFile>,
-    /// Chunks not yet durable; `pending[..written]` are in the active file.
-    pending: Vec<Chunk>,
-    written: usize,
-    /// Highest LSN handed to the OS in a sound file.
-    flushed: Lsn,
-    /// Highest LSN made durable.
-    synced: Lsn,
-    /// Set when a write or fsync failed; the active file must not be used again.
-    broken: Option<String>,
-    /// The next file must carry the follows-gap flag.
-    gap_pending: bool,
-}
-
-#[derive(Debug)]
-struct ActiveFile {
-    path: PathBuf,
-    first: Lsn,
-    file: Box<dyn FsFile>,
-    len: u64,
+    pub(crate) spare: Vec<Vec<u8>>,
 }
 
 impl Wal {
@@ -192,18 +158,14 @@ impl Wal {
                 buffer_first: recovered.next_lsn,
                 spare: Vec::new(),
             }),
-            io: Mutex::new(IoState {
-                files: recovered.files,
-                active: None,
-                pending: Vec::new(),
-                written: 0,
-                flushed: last,
-                synced: last,
-                broken: None,
-                gap_pending: recovered.gap_before_next,
-            }),
+            io: Mutex::new(IoState::new(
+                recovered.files,
+                last,
+                recovered.gap_before_next,
+            )),
             synced: AtomicU64::new(last),
             commits: CommitQueue::default(),
+            stopped: OnceLock::new(),
             options,
         });
         let ticker = match inner.options.sync_policy {
@@ -285,6 +247,9 @@ impl Inner {
         if batch.is_empty() {
             return Err(Error::EmptyBatch);
         }
+        if let Some(reason) = self.stopped.get() {
+            return Err(Error::Stopped(reason.clone()));
+        }
         let max = self.options.max_record_len;
         if let Some(record) = batch.iter().find(|r| r.len() > max) {
             return Err(Error::RecordTooLarge {
@@ -340,163 +305,6 @@ impl Inner {
                 Ok(io.synced)
             }
         }
-    }
-
-    fn take_buffer(&self) -> Option<Chunk> {
-        let mut state = lock(&self.append);
-        if state.buffer.is_empty() {
-            return None;
-        }
-        let capacity = self
-            .options
-            .write_buffer_size
-            .min(state.buffer.len().max(4096));
-        let bytes = std::mem::replace(&mut state.buffer, Vec::with_capacity(capacity));
-        let chunk = Chunk {
-            bytes,
-            first: state.buffer_first,
-            last: state.next_lsn - 1,
-        };
-        state.buffer_first = state.next_lsn;
-        Some(chunk)
-    }
-
-    /// Moves buffered records into the active file and, if `sync`, makes them durable.
-    fn write_out(&self, io: &mut IoState, sync: bool) -> Result<()> {
-        if let Some(chunk) = self.take_buffer() {
-            io.pending.push(chunk);
-        }
-        self.write_pending(io, sync).map_err(|error| {
-            if io.broken.is_none() {
-                io.broken = Some(error.to_string());
-            }
-            Error::NotDurable {
-                durable: io.synced,
-                cause: Box::new(error),
-            }
-        })
-    }
-
-    fn write_pending(&self, io: &mut IoState, sync: bool) -> Result<()> {
-        if io.broken.is_some() && !io.pending.is_empty() {
-            self.replace_broken_file(io)?;
-        }
-        let rollover = io
-            .active
-            .as_ref()
-            .is_some_and(|a| a.len >= self.options.max_file_size && io.written < io.pending.len());
-        if rollover {
-            self.fsync_active(io)?;
-            io.active = None;
-        }
-        while io.written < io.pending.len() {
-            if io.active.is_none() {
-                let first = io.pending[io.written].first;
-                io.active = Some(self.create_file(io, first)?);
-            }
-            let chunk = &io.pending[io.written];
-            let (bytes, last) = (&chunk.bytes, chunk.last);
-            if let Some(active) = io.active.as_mut() {
-                active
-                    .file
-                    .append(bytes)
-                    .map_err(|e| Error::io("write", &active.path, e))?;
-                active.len += bytes.len() as u64;
-            }
-            io.flushed = last;
-            io.written += 1;
-        }
-        if sync && io.synced < io.flushed {
-            self.fsync_active(io)?;
-        }
-        Ok(())
-    }
-
-    /// Fsyncs the active file; on success everything written is durable.
-    fn fsync_active(&self, io: &mut IoState) -> Result<()> {
-        if let Some(active) = io.active.as_mut() {
-            active
-                .file
-                .sync_data()
-                .map_err(|e| Error::io("fsync", &active.path, e))?;
-        }
-        io.synced = io.flushed;
-        let mut state = lock(&self.append);
-        for chunk in io.pending.drain(..io.written) {
-            if state.spare.len() < SPARE_BUFFERS {
-                let mut bytes = chunk.bytes;
-                bytes.clear();
-                state.spare.push(bytes);
-            }
-        }
-        drop(state);
-        io.written = 0;
-        self.synced.store(io.synced, Ordering::Release);
-        Ok(())
-    }
-
-    /// Abandons the active file after a failure and writes every pending chunk into a fresh
-    /// one. The abandoned file is not written or fsynced again.
-    fn replace_broken_file(&self, io: &mut IoState) -> Result<()> {
-        let first = io.pending[0].first;
-        if let Some(active) = io.active.take() {
-            // A file that starts with the first non-durable LSN holds nothing durable, and its
-            // name is needed for the fresh file.
-            if active.first == first {
-                drop(active.file);
-                self.fs
-                    .remove_file(&active.path)
-                    .map_err(|e| Error::io("remove", &active.path, e))?;
-                io.files.retain(|(lsn, _)| *lsn != first);
-                self.fs
-                    .sync_dir(&self.dir)
-                    .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
-            }
-        }
-        io.written = 0;
-        io.flushed = io.synced;
-        let active = self.create_file(io, first)?;
-        io.active = Some(active);
-        io.broken = None;
-        Ok(())
-    }
-
-    /// Creates the file for records from `first`: header into a temporary file, fsync, rename,
-    /// fsync of the directory, so a crash never leaves a file with a torn header.
-    fn create_file(&self, io: &mut IoState, first: Lsn) -> Result<ActiveFile> {
-        let name = format::file_name(first);
-        let path = self.dir.join(&name);
-        let temp = self.dir.join(format!("{name}{TEMP_SUFFIX}"));
-        let header = format::encode_file_header(FileHeader {
-            first_lsn: first,
-            follows_gap: io.gap_pending,
-        });
-        // A file of this name can only be one recovery kept with no record in it (its name
-        // is the LSN floor); the rename below replaces it atomically.
-        let replaces_empty = io.files.iter().any(|(lsn, _)| *lsn == first);
-        let fs = self.fs.as_ref();
-        // A leftover from a creation that failed half-way holds a header at most.
-        let _ = fs.remove_file(&temp);
-        let mut file = fs
-            .create_new(&temp)
-            .map_err(|e| Error::io("create", &temp, e))?;
-        file.append(&header)
-            .map_err(|e| Error::io("write", &temp, e))?;
-        file.sync_data().map_err(|e| Error::io("fsync", &temp, e))?;
-        fs.rename(&temp, &path)
-            .map_err(|e| Error::io("rename", &temp, e))?;
-        fs.sync_dir(&self.dir)
-            .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
-        if !replaces_empty {
-            io.files.push((first, path.clone()));
-        }
-        io.gap_pending = false;
-        Ok(ActiveFile {
-            path,
-            first,
-            file,
-            len: header.len() as u64,
-        })
     }
 
     fn read_from(&self, lsn: Lsn) -> Result<LogIter> {
@@ -589,6 +397,6 @@ impl Ticker {
 
 /// Locks a mutex, carrying on after a panic elsewhere: every critical section here leaves its
 /// state consistent before anything that can panic.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

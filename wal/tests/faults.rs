@@ -195,3 +195,45 @@ fn a_failed_sync_under_never_is_retried_in_a_fresh_file() {
     let acked: Vec<(u64, usize)> = (1..=6).map(|lsn| (lsn, lsn as usize - 1)).collect();
     verify_after_power_loss(&base, &acked, &appended, "never");
 }
+
+#[test]
+fn a_failed_sync_after_more_than_the_retained_bytes_stops_the_log_until_reopened() {
+    let base = MemFs::new();
+    let fs = FaultyFs::new(Arc::new(base.clone()));
+    let options = WalOptions {
+        sync_policy: SyncPolicy::Never,
+        max_file_size: 400,
+        write_buffer_size: 128,
+        retain_unsynced_bytes: 256,
+        ..WalOptions::default()
+    };
+    let wal = Wal::open_with_fs(Arc::new(fs.clone()), common::DIR, options).unwrap();
+    wal.append(&[b"durable"]).unwrap();
+    wal.sync().unwrap();
+    for i in 0..20 {
+        wal.append(&[&common::payload(i, 60)]).unwrap();
+    }
+    fs.fail_nth(FsOp::Sync, 1, errno::EIO);
+    let err = wal.sync().unwrap_err();
+    assert!(matches!(err, Error::NotDurable { durable: 1, .. }), "{err}");
+    // The records it would have to rewrite are no longer in memory: it refuses to go on.
+    for _ in 0..2 {
+        let err = wal.sync().unwrap_err();
+        assert!(matches!(err, Error::Stopped(_)), "{err}");
+        assert!(err.to_string().contains("reopen"), "{err}");
+        let err = wal.append(&[b"refused"]).unwrap_err();
+        assert!(matches!(err, Error::Stopped(_)), "{err}");
+    }
+    assert_eq!(
+        wal.synced_lsn(),
+        1,
+        "nothing past the failure is reported durable"
+    );
+    drop(wal);
+    let reopened = common::open_mem(
+        &base.crash(CrashMode::DropUnsynced),
+        RecoveryMode::PointInTime,
+    )
+    .unwrap();
+    assert_eq!(common::read_all(&reopened)[0], (1, b"durable".to_vec()));
+}

@@ -1,0 +1,305 @@
+//! The io side of the WAL: moving buffered chunks into files, rollover, fsync, and the repair
+//! after a failed write or fsync.
+//!
+//! ```text
+//!   pending: [chunk][chunk][chunk][chunk]      kept until an fsync covers them
+//!             └─ written ─────┘└ unwritten┘
+//!   files:   rolled (unsynced) ... active      fsynced together by the next sync
+//! ```
+//!
+//! Under `Always` every append is synced, so a file is complete and durable when it is rolled.
+//! Under `Interval` and `Never` a full file is rolled without an fsync (that would make
+//! appends wait for the disk); its handle is kept and the next sync fsyncs it before the
+//! active file. Chunks stay in memory until then, up to `retain_unsynced_bytes`.
+//!
+//! When a write or fsync fails, every file holding only non-durable records is removed and
+//! the pending chunks are written into a fresh file named by the first non-durable LSN; the
+//! file that failed is never written or fsynced again. If chunks were already let go because
+//! more than `retain_unsynced_bytes` was written without a sync, they cannot be rewritten:
+//! the log then refuses all further work until it is reopened, and recovery decides from
+//! what the disk holds.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, Result};
+use crate::format::{self, FileHeader};
+use crate::io::FsFile;
+use crate::recovery::TEMP_SUFFIX;
+use crate::wal::{lock, Inner};
+use crate::Lsn;
+
+/// How many emptied chunk buffers are kept for reuse.
+const SPARE_BUFFERS: usize = 4;
+
+/// Encoded frames of whole batches, handed from the append side to the io side.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    pub bytes: Vec<u8>,
+    pub first: Lsn,
+    pub last: Lsn,
+}
+
+/// A WAL file open for appending.
+#[derive(Debug)]
+pub(crate) struct OpenFile {
+    path: PathBuf,
+    file: Box<dyn FsFile>,
+    len: u64,
+}
+
+/// Everything the io lock guards.
+#[derive(Debug)]
+pub(crate) struct IoState {
+    /// Every WAL file, oldest first; the active file is the last.
+    pub files: Vec<(Lsn, PathBuf)>,
+    active: Option<OpenFile>,
+    /// Files rolled away while holding records not yet durable.
+    rolled: Vec<OpenFile>,
+    /// Chunks not yet durable; `pending[..written]` are in files.
+    pending: Vec<Chunk>,
+    written: usize,
+    pending_bytes: usize,
+    /// Highest LSN handed to the OS in a sound file.
+    pub flushed: Lsn,
+    /// Highest LSN made durable.
+    pub synced: Lsn,
+    /// Highest LSN whose chunk was let go before it was durable (0: none).
+    released: Lsn,
+    /// Set when a write or fsync failed; the files it touched must not be used again.
+    pub broken: Option<String>,
+    /// The next file must carry the follows-gap flag.
+    gap_pending: bool,
+}
+
+impl IoState {
+    pub(crate) fn new(files: Vec<(Lsn, PathBuf)>, last: Lsn, gap_pending: bool) -> IoState {
+        IoState {
+            files,
+            active: None,
+            rolled: Vec::new(),
+            pending: Vec::new(),
+            written: 0,
+            pending_bytes: 0,
+            flushed: last,
+            synced: last,
+            released: 0,
+            broken: None,
+            gap_pending,
+        }
+    }
+}
+
+impl Inner {
+    /// Moves buffered records into files and, if `sync`, makes them durable.
+    pub(crate) fn write_out(&self, io: &mut IoState, sync: bool) -> Result<()> {
+        if let Some(reason) = self.stopped.get() {
+            return Err(Error::Stopped(reason.clone()));
+        }
+        if let Some(chunk) = self.take_buffer() {
+            io.pending_bytes += chunk.bytes.len();
+            io.pending.push(chunk);
+        }
+        self.write_pending(io, sync).map_err(|error| {
+            if matches!(error, Error::Stopped(_)) {
+                return error;
+            }
+            if io.broken.is_none() {
+                io.broken = Some(error.to_string());
+            }
+            Error::NotDurable {
+                durable: io.synced,
+                cause: Box::new(error),
+            }
+        })
+    }
+
+    fn take_buffer(&self) -> Option<Chunk> {
+        let mut state = lock(&self.append);
+        if state.buffer.is_empty() {
+            return None;
+        }
+        let fresh = state.spare.pop().unwrap_or_default();
+        let bytes = std::mem::replace(&mut state.buffer, fresh);
+        let chunk = Chunk {
+            bytes,
+            first: state.buffer_first,
+            last: state.next_lsn - 1,
+        };
+        state.buffer_first = state.next_lsn;
+        Some(chunk)
+    }
+
+    fn write_pending(&self, io: &mut IoState, sync: bool) -> Result<()> {
+        if io.broken.is_some() {
+            if io.pending.is_empty() {
+                // Nothing is waiting to become durable: just never touch those files again.
+                io.active = None;
+                io.rolled.clear();
+                io.broken = None;
+            } else {
+                self.replace_broken_files(io)?;
+            }
+        }
+        let full = io
+            .active
+            .as_ref()
+            .is_some_and(|a| a.len >= self.options.max_file_size);
+        if full && io.written < io.pending.len() {
+            if let Some(old) = io.active.take() {
+                if io.synced < io.flushed {
+                    io.rolled.push(old);
+                }
+            }
+        }
+        while io.written < io.pending.len() {
+            if io.active.is_none() {
+                let first = io.pending[io.written].first;
+                io.active = Some(self.create_file(io, first)?);
+            }
+            let chunk = &io.pending[io.written];
+            if let Some(active) = io.active.as_mut() {
+                active
+                    .file
+                    .append(&chunk.bytes)
+                    .map_err(|e| Error::io("write", &active.path, e))?;
+                active.len += chunk.bytes.len() as u64;
+            }
+            io.flushed = chunk.last;
+            io.written += 1;
+        }
+        if sync && io.synced < io.flushed {
+            self.fsync_files(io)?;
+        } else {
+            self.release_over_budget(io);
+        }
+        Ok(())
+    }
+
+    /// Fsyncs the rolled files and the active one; on success everything written is durable.
+    fn fsync_files(&self, io: &mut IoState) -> Result<()> {
+        for file in io.rolled.iter_mut().chain(io.active.as_mut()) {
+            file.file
+                .sync_data()
+                .map_err(|e| Error::io("fsync", &file.path, e))?;
+        }
+        io.rolled.clear();
+        io.synced = io.flushed;
+        io.released = 0;
+        let written = io.written;
+        self.recycle(io, written);
+        self.synced.store(io.synced, Ordering::Release);
+        Ok(())
+    }
+
+    /// Lets go of the oldest written chunks while more than `retain_unsynced_bytes` wait for a
+    /// sync, so a log that is never synced does not grow in memory without bound.
+    fn release_over_budget(&self, io: &mut IoState) {
+        let budget = self.options.retain_unsynced_bytes;
+        let mut count = 0;
+        let mut bytes = io.pending_bytes;
+        while count < io.written && bytes > budget {
+            bytes -= io.pending[count].bytes.len();
+            io.released = io.pending[count].last;
+            count += 1;
+        }
+        self.recycle(io, count);
+    }
+
+    /// Drops the first `count` pending chunks, keeping a few buffers for reuse.
+    fn recycle(&self, io: &mut IoState, count: usize) {
+        if count == 0 {
+            return;
+        }
+        let mut state = lock(&self.append);
+        for chunk in io.pending.drain(..count) {
+            io.pending_bytes -= chunk.bytes.len();
+            if state.spare.len() < SPARE_BUFFERS
+                && chunk.bytes.capacity() <= self.options.write_buffer_size * 2
+            {
+                let mut bytes = chunk.bytes;
+                bytes.clear();
+                state.spare.push(bytes);
+            }
+        }
+        io.written -= count;
+    }
+
+    /// Abandons every file holding only non-durable records after a failure, and starts a
+    /// fresh file for all pending chunks. Files that failed are never written or fsynced again.
+    fn replace_broken_files(&self, io: &mut IoState) -> Result<()> {
+        if io.released > io.synced {
+            let reason = format!(
+                "a write or fsync failed after records up to LSN {} had been written without a \
+                 sync and were no longer held in memory ({}); reopen the log to recover what \
+                 the disk holds",
+                io.released,
+                io.broken.as_deref().unwrap_or("unknown failure")
+            );
+            let _ = self.stopped.set(reason.clone());
+            return Err(Error::Stopped(reason));
+        }
+        let first = io.pending[0].first;
+        io.rolled.clear();
+        io.active = None;
+        let doomed: Vec<PathBuf> = io
+            .files
+            .iter()
+            .filter(|(lsn, _)| *lsn >= first)
+            .map(|(_, path)| path.clone())
+            .collect();
+        for path in &doomed {
+            self.fs
+                .remove_file(path)
+                .map_err(|e| Error::io("remove", path, e))?;
+            io.files.retain(|(_, p)| p != path);
+        }
+        if !doomed.is_empty() {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+        }
+        io.written = 0;
+        io.flushed = io.synced;
+        io.active = Some(self.create_file(io, first)?);
+        io.broken = None;
+        Ok(())
+    }
+
+    /// Creates the file for records from `first`: header into a temporary file, fsync, rename,
+    /// fsync of the directory, so a crash never leaves a file with a torn header.
+    fn create_file(&self, io: &mut IoState, first: Lsn) -> Result<OpenFile> {
+        let name = format::file_name(first);
+        let path = self.dir.join(&name);
+        let temp = self.dir.join(format!("{name}{TEMP_SUFFIX}"));
+        let header = format::encode_file_header(FileHeader {
+            first_lsn: first,
+            follows_gap: io.gap_pending,
+        });
+        // A file of this name can only be one recovery kept with no record in it (its name
+        // is the LSN floor); the rename below replaces it atomically.
+        let replaces_empty = io.files.iter().any(|(lsn, _)| *lsn == first);
+        let fs = self.fs.as_ref();
+        // A leftover from a creation that failed half-way holds a header at most.
+        let _ = fs.remove_file(&temp);
+        let mut file = fs
+            .create_new(&temp)
+            .map_err(|e| Error::io("create", &temp, e))?;
+        file.append(&header)
+            .map_err(|e| Error::io("write", &temp, e))?;
+        file.sync_data().map_err(|e| Error::io("fsync", &temp, e))?;
+        fs.rename(&temp, &path)
+            .map_err(|e| Error::io("rename", &temp, e))?;
+        fs.sync_dir(&self.dir)
+            .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+        if !replaces_empty {
+            io.files.push((first, path.clone()));
+        }
+        io.gap_pending = false;
+        Ok(OpenFile {
+            path,
+            file,
+            len: header.len() as u64,
+        })
+    }
+}
