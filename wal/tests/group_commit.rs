@@ -204,3 +204,25 @@ fn interval_policy_syncs_in_the_background() {
     }
     assert_eq!(wal.close().unwrap(), lsn);
 }
+
+#[test]
+fn no_waiter_is_left_parked_under_heavy_contention() {
+    // A lost wake-up would hang this test; every thread must come back with its LSN durable.
+    let fs = MemFs::new();
+    let wal =
+        Arc::new(Wal::open_with_fs(Arc::new(fs), common::DIR, WalOptions::default()).unwrap());
+    let threads = 24;
+    let per_thread = 300;
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let wal = Arc::clone(&wal);
+            scope.spawn(move || {
+                for i in 0..per_thread {
+                    let lsn = wal.append(&[format!("{t}:{i}").as_bytes()]).unwrap();
+                    assert!(wal.synced_lsn() >= lsn);
+                }
+            });
+        }
+    });
+    assert_eq!(wal.synced_lsn(), (threads * per_thread) as u64);
+}
