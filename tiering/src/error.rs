@@ -43,6 +43,15 @@ pub enum Error {
     #[error("unknown criticality `{0}`: expected one of low, medium, high, critical")]
     UnknownCriticality(String),
 
+    /// A WAL record does not decode as a change (see [`record`](crate::record)).
+    #[error("malformed change record at LSN {lsn}: {detail}")]
+    BadRecord {
+        /// The record's LSN.
+        lsn: crate::Lsn,
+        /// What is wrong with it.
+        detail: String,
+    },
+
     /// A tier backend failed.
     ///
     /// The underlying cause is available through [`std::error::Error::source`] rather than
@@ -82,6 +91,7 @@ impl Error {
             | Error::KeyTooLong { .. }
             | Error::ValueTooLarge { .. }
             | Error::UnknownCriticality(_) => ErrorKind::InvalidInput,
+            Error::BadRecord { .. } => ErrorKind::Corruption,
             Error::Tier { kind, .. } => *kind,
         }
     }

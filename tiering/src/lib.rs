@@ -15,7 +15,9 @@
 //! sends reads and writes through the tiers, will live here too, as it needs nothing but the
 //! [`Tier`] contract and the log.
 
+pub mod clock;
 pub mod conformance;
+pub mod record;
 
 /// The I/O seam every on-disk tier writes through, defined in `strata-wal` (the lowest crate)
 /// and re-exported here so tier crates need no other dependency. Tests put
