@@ -5,7 +5,36 @@
 //!                                                               └──push + verify──► remote
 //! ```
 //!
-//! It will write index-free commits (a `state/` tree of the latest values, append-only
-//! `chunks/` change logs), debounce them, fold and repack, and push to a remote with
-//! verification, implementing `strata_tiering::Tier`. The crate depends on `strata-tiering`
-//! and `strata-wal`. It has no code yet: the cold and remote tiers land with their own issue.
+//! Every change to a HIGH or CRITICAL key ends up in an ordinary bare git repository that
+//! people can `git log`, `git show`, clone and push anywhere. Its layout (see [`store`]):
+//!
+//! ```text
+//! <dir>/cold.git  (bare)
+//!   refs/heads/main
+//!   tree:
+//!     chunks/<hybrid-logical-clock>-<writer>.jsonl   one file per commit batch, one change a line
+//!     state/<aa>/<bb>/<escaped key>                  latest value of every key, one blob each
+//! ```
+//!
+//! - Names: keys are escaped reversibly into names that cannot escape or confuse git
+//!   ([`names`]); the state tree fans out by the key's CRC32.
+//! - Documents: JSON values stay readable JSON; other bytes are base64 with a marker field
+//!   ([`codec`]).
+//! - Commits are index-free: trees are edited in memory, a commit's objects go out as one
+//!   fsynced pack, and the branch moves by compare-and-swap ([`repo`]).
+//!
+//! The crate depends on `strata-tiering` (the `Tier` contract, record format, clock) and
+//! `strata-wal` (the `Log` it tails), and on no other tier.
+
+pub mod codec;
+mod error;
+pub mod hlc;
+pub mod names;
+pub mod repo;
+pub mod store;
+mod tier;
+
+pub use crate::error::{Error, Result};
+pub use crate::store::{ColdOptions, ColdStore, CommitInfo, Trigger, Version};
+pub use crate::tier::ColdTier;
+pub use git2::Oid;

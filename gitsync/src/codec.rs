@@ -1,0 +1,186 @@
+//! The JSON documents the cold tier writes: a state blob per key, and a chunk line per change.
+//!
+//! Both are one JSON object with these fields, in this order, absent ones left out:
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `key` | the key, when it is UTF-8 (chunk lines always; state blobs only for shortened names) |
+//! | `key_b64` | the key in standard base64, when it is not UTF-8 |
+//! | `value` | the value itself, when it is one JSON text with no surrounding white space |
+//! | `value_b64` | the value in standard base64, for any other bytes (the marker of non-JSON) |
+//! | `del` | `true` for a deletion (state keeps deletions, so they shadow older versions) |
+//! | `lsn` | the change's sequence number (its LSN in the writer's log) |
+//! | `expires_at` | expiry in Unix milliseconds, if any |
+//!
+//! So `git show HEAD:state/1f/a0/task%3A7` prints `{"value":{"title":"write docs"},"lsn":42}`,
+//! and the value's bytes come back exactly as written: JSON is embedded verbatim, never
+//! re-serialised. Chunk lines embed only values without line breaks, so a chunk file stays
+//! one change per line.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use strata_tiering::{Entry, EntryKind, Value};
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Doc<'a> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_b64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    value: Option<&'a RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value_b64: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    del: bool,
+    lsn: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<u64>,
+}
+
+/// Where a document goes: a chunk line must not contain a line break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// A whole blob under `state/`.
+    StateBlob,
+    /// One line of a chunk file.
+    ChunkLine,
+}
+
+/// The value's bytes as a JSON text to embed, if they are one.
+fn json_text(value: &[u8], form: Form) -> Option<&RawValue> {
+    let text = std::str::from_utf8(value).ok()?;
+    let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    if trimmed.len() != text.len() || text.is_empty() {
+        return None;
+    }
+    if form == Form::ChunkLine && text.contains(['\n', '\r']) {
+        return None;
+    }
+    serde_json::from_str::<&RawValue>(text).ok()
+}
+
+/// Encodes `entry` (and the key, when given) as one document.
+pub fn encode(key: Option<&[u8]>, entry: &Entry, form: Form) -> Vec<u8> {
+    let (key_text, key_b64) = match key.map(std::str::from_utf8) {
+        None => (None, None),
+        Some(Ok(text)) => (Some(text.to_owned()), None),
+        Some(Err(_)) => (None, key.map(|k| BASE64.encode(k))),
+    };
+    let (value, value_b64, del) = match &entry.kind {
+        EntryKind::Tombstone => (None, None, true),
+        EntryKind::Value(v) => match json_text(v.as_bytes(), form) {
+            Some(raw) => (Some(raw), None, false),
+            None => (None, Some(BASE64.encode(v.as_bytes())), false),
+        },
+    };
+    let doc = Doc {
+        key: key_text,
+        key_b64,
+        value,
+        value_b64,
+        del,
+        lsn: entry.seqno,
+        expires_at: entry.expires_at,
+    };
+    // Serialising plain strings, numbers and already-validated JSON cannot fail.
+    serde_json::to_vec(&doc).unwrap_or_default()
+}
+
+/// Decodes a document into its key (if it names one) and entry.
+pub fn decode(bytes: &[u8]) -> Result<(Option<Vec<u8>>, Entry), String> {
+    let doc: Doc<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let key = match (doc.key, doc.key_b64) {
+        (Some(text), None) => Some(text.into_bytes()),
+        (None, Some(b64)) => Some(BASE64.decode(b64).map_err(|e| format!("key_b64: {e}"))?),
+        (None, None) => None,
+        (Some(_), Some(_)) => return Err("both key and key_b64".into()),
+    };
+    let kind = match (doc.value, doc.value_b64, doc.del) {
+        (Some(raw), None, false) => EntryKind::Value(Value::from(raw.get().as_bytes())),
+        (None, Some(b64), false) => {
+            let bytes = BASE64.decode(b64).map_err(|e| format!("value_b64: {e}"))?;
+            EntryKind::Value(Value::from(bytes))
+        }
+        (None, None, true) => EntryKind::Tombstone,
+        _ => return Err("exactly one of value, value_b64 and del must be given".into()),
+    };
+    let entry = Entry {
+        seqno: doc.lsn,
+        kind,
+        expires_at: doc.expires_at,
+    };
+    Ok((key, entry))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn round_trip(key: &[u8], value: &[u8], form: Form) -> Vec<u8> {
+        let entry = Entry::put(9, value).with_expiry(77);
+        let doc = encode(Some(key), &entry, form);
+        let (back_key, back) = decode(&doc).unwrap();
+        assert_eq!(back_key.as_deref(), Some(key));
+        assert_eq!(back, entry, "{}", String::from_utf8_lossy(&doc));
+        doc
+    }
+
+    #[test]
+    fn json_values_stay_readable_and_exact() {
+        let doc = round_trip(b"task:1", br#"{"b": 1.0e2,  "a":[1, 2]}"#, Form::StateBlob);
+        let text = String::from_utf8(doc).unwrap();
+        assert!(
+            text.contains(r#""value":{"b": 1.0e2,  "a":[1, 2]}"#),
+            "{text}"
+        );
+        round_trip(b"k", b"\"just a string\"", Form::ChunkLine);
+        round_trip(b"k", b"12", Form::ChunkLine);
+    }
+
+    #[test]
+    fn other_bytes_are_base64_with_their_marker() {
+        for value in [
+            &b"not json"[..],
+            b" 1",
+            b"1 ",
+            b"",
+            b"\xff\x00",
+            b"{\"a\":\n1}",
+        ] {
+            let doc = round_trip(b"k", value, Form::ChunkLine);
+            assert!(String::from_utf8(doc).unwrap().contains("value_b64"));
+        }
+        let pretty = round_trip(b"k", b"{\"a\":\n1}", Form::StateBlob);
+        assert!(!String::from_utf8(pretty).unwrap().contains("value_b64"));
+    }
+
+    #[test]
+    fn binary_keys_and_deletions() {
+        round_trip(&[0xFF, 0, 1], b"1", Form::ChunkLine);
+        let doc = encode(Some(b"gone"), &Entry::tombstone(3), Form::ChunkLine);
+        assert_eq!(
+            String::from_utf8(doc.clone()).unwrap(),
+            r#"{"key":"gone","del":true,"lsn":3}"#
+        );
+        assert_eq!(decode(&doc).unwrap().1, Entry::tombstone(3));
+    }
+
+    #[test]
+    fn malformed_documents_are_errors() {
+        for bad in [
+            &b""[..],
+            b"{}",
+            b"{\"lsn\":1}",
+            b"{\"lsn\":1,\"value\":1,\"del\":true}",
+            b"{\"lsn\":1,\"value_b64\":\"!\"}",
+            b"{\"lsn\":1,\"del\":true,\"x\":1}",
+        ] {
+            assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

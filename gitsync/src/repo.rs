@@ -1,0 +1,220 @@
+//! The bare repository: creating it, configuring it safely, and writing one commit as one pack.
+//!
+//! ```text
+//!   objects of a commit ──► mempack (in memory) ──dump──► one .pack + .idx (fsynced)
+//!                                                          │
+//!   refs/heads/main ──compare-and-swap──────────────────────┘ (only after the pack is durable)
+//! ```
+//!
+//! A crash before the ref moves leaves an unreferenced pack and the old head; after, the new
+//! head with all its objects durable. Nothing is ever written through a work tree or an index,
+//! and no loose objects are produced.
+
+use std::io::Write;
+use std::os::raw::c_int;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use git2::{
+    build::TreeUpdateBuilder, Buf, ErrorCode, Oid, Repository, RepositoryInitOptions, Signature,
+};
+
+use crate::error::{Error, Result};
+
+/// The branch the cold tier commits to.
+pub const BRANCH: &str = "refs/heads/main";
+
+/// Makes libgit2 fsync object files, packs, refs and their directories (off by default).
+fn enable_fsync() -> Result<()> {
+    static RESULT: OnceLock<i32> = OnceLock::new();
+    let code = *RESULT.get_or_init(|| {
+        // SAFETY: `git_libgit2_opts` with GIT_OPT_ENABLE_FSYNC_GITDIR takes exactly one int
+        // argument, which is what is passed. It writes a libgit2 global; `OnceLock` makes this
+        // the only write, and it happens before this crate opens any repository.
+        #[allow(unsafe_code)]
+        unsafe {
+            libgit2_sys::init();
+            libgit2_sys::git_libgit2_opts(
+                libgit2_sys::GIT_OPT_ENABLE_FSYNC_GITDIR as c_int,
+                1 as c_int,
+            )
+        }
+    });
+    if code < 0 {
+        return Err(Error::corrupt(
+            "libgit2",
+            format!("cannot enable fsync (error {code})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens the bare repository at `path`, creating and configuring it if it does not exist.
+pub fn open_or_init(path: &Path) -> Result<Repository> {
+    enable_fsync()?;
+    let repo = if path.join("HEAD").exists() {
+        Repository::open_bare(path)
+            .map_err(|e| Error::git(format!("open {}", path.display()), e))?
+    } else {
+        let mut options = RepositoryInitOptions::new();
+        options.bare(true).initial_head("main").mkpath(true);
+        Repository::init_opts(path, &options)
+            .map_err(|e| Error::git(format!("create {}", path.display()), e))?
+    };
+    configure(&repo)?;
+    Ok(repo)
+}
+
+/// Settings that keep the repository safe and lean whatever tool opens it later.
+fn configure(repo: &Repository) -> Result<()> {
+    let mut config = repo.config().map_err(|e| Error::git("open config", e))?;
+    let settings: [(&str, &str); 5] = [
+        // No hook in the repository ever runs, whoever planted it.
+        ("core.hooksPath", "/dev/null"),
+        ("core.fsync", "all"),
+        ("core.fsyncMethod", "fsync"),
+        // Repacking is the tier's own maintenance.
+        ("gc.auto", "0"),
+        ("receive.fsckObjects", "true"),
+    ];
+    for (name, value) in settings {
+        if config.get_string(name).ok().as_deref() != Some(value) {
+            config
+                .set_str(name, value)
+                .map_err(|e| Error::git(format!("set {name}"), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The commit `BRANCH` points at, if any.
+pub fn head(repo: &Repository) -> Result<Option<Oid>> {
+    match repo.refname_to_id(BRANCH) {
+        Ok(id) => Ok(Some(id)),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(Error::git("read the branch", e)),
+    }
+}
+
+/// What a new commit holds.
+pub struct NewCommit<'a> {
+    /// The commit it follows (the current head), or `None` for the first one.
+    pub parent: Option<Oid>,
+    /// Further parents (a merge).
+    pub other_parents: &'a [Oid],
+    /// The full message, trailers included.
+    pub message: &'a str,
+    /// Author and committer.
+    pub signature: &'a Signature<'static>,
+}
+
+/// Builds a commit whose tree is the parent's tree with `edit`'s changes, writes all its new
+/// objects as one fsynced pack, and moves `BRANCH` from `parent` to it. Returns its id.
+pub fn write_commit(
+    path: &Path,
+    commit: &NewCommit<'_>,
+    edit: impl FnOnce(&Repository, &mut TreeUpdateBuilder, &git2::Tree<'_>) -> Result<()>,
+) -> Result<Oid> {
+    // A fresh handle per commit: its object database gets the in-memory backend, which then
+    // goes away with it instead of piling up on a long-lived handle.
+    let repo = Repository::open_bare(path).map_err(|e| Error::git("open for commit", e))?;
+    let odb = repo
+        .odb()
+        .map_err(|e| Error::git("open the object database", e))?;
+    let mempack = odb
+        .add_new_mempack_backend(1000)
+        .map_err(|e| Error::git("add the in-memory pack", e))?;
+
+    let base = match commit.parent {
+        Some(parent) => repo
+            .find_commit(parent)
+            .and_then(|c| c.tree())
+            .map_err(|e| Error::git(format!("read commit {parent}"), e))?,
+        None => {
+            let empty = repo
+                .treebuilder(None)
+                .and_then(|b| b.write())
+                .map_err(|e| Error::git("write the empty tree", e))?;
+            repo.find_tree(empty)
+                .map_err(|e| Error::git("read the empty tree", e))?
+        }
+    };
+    let mut updates = TreeUpdateBuilder::new();
+    edit(&repo, &mut updates, &base)?;
+    let tree_id = updates
+        .create_updated(&repo, &base)
+        .map_err(|e| Error::git("build the tree", e))?;
+    let tree = repo
+        .find_tree(tree_id)
+        .map_err(|e| Error::git("read the new tree", e))?;
+    let mut parents = Vec::new();
+    for id in commit.parent.iter().chain(commit.other_parents) {
+        parents.push(
+            repo.find_commit(*id)
+                .map_err(|e| Error::git(format!("read parent {id}"), e))?,
+        );
+    }
+    let parent_refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+    let id = repo
+        .commit(
+            None,
+            commit.signature,
+            commit.signature,
+            commit.message,
+            &tree,
+            &parent_refs,
+        )
+        .map_err(|e| Error::git("write the commit", e))?;
+
+    let mut pack = Buf::new();
+    mempack
+        .dump(&repo, &mut pack)
+        .map_err(|e| Error::git("pack the commit's objects", e))?;
+    let mut writer = odb
+        .packwriter()
+        .map_err(|e| Error::git("open a pack writer", e))?;
+    writer.write_all(&pack).map_err(|e| Error::Io {
+        op: "write pack",
+        path: path.join("objects/pack"),
+        source: e,
+    })?;
+    writer
+        .commit()
+        .map_err(|e| Error::git("store the pack", e))?;
+    mempack
+        .reset()
+        .map_err(|e| Error::git("clear the in-memory pack", e))?;
+
+    move_branch(&repo, commit.parent, id)?;
+    Ok(id)
+}
+
+/// Moves `BRANCH` from `from` to `to`, failing with [`Error::Conflict`] if it is not at `from`.
+pub fn move_branch(repo: &Repository, from: Option<Oid>, to: Oid) -> Result<()> {
+    let message = "strata: commit";
+    let result = match from {
+        Some(from) => repo
+            .reference_matching(BRANCH, to, true, from, message)
+            .map(drop),
+        None => repo.reference(BRANCH, to, false, message).map(drop),
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists) => {
+            Err(Error::Conflict {
+                reference: BRANCH.into(),
+                expected: from.map_or_else(|| "nothing".into(), |id| id.to_string()),
+                found: head(repo)?.map_or_else(|| "nothing".into(), |id| id.to_string()),
+            })
+        }
+        Err(e) => Err(Error::git("move the branch", e)),
+    }
+}
+
+/// The value of trailer `name` in a commit message.
+pub fn trailer<'m>(message: &'m str, name: &str) -> Option<&'m str> {
+    message.lines().rev().find_map(|line| {
+        let (key, value) = line.split_once(": ")?;
+        (key == name).then_some(value.trim())
+    })
+}

@@ -1,0 +1,213 @@
+//! The repository as people see it: safe names for hostile keys, readable JSON, one pack per
+//! commit and no loose objects, trailers, reopen, history, and `git fsck --strict`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use strata_gitsync::{names, Trigger};
+use strata_tiering::{Entry, LATEST};
+
+fn loose_objects(repo: &Path) -> usize {
+    std::fs::read_dir(repo.join("objects"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().len() == 2)
+        .map(|e| std::fs::read_dir(e.path()).unwrap().count())
+        .sum()
+}
+
+fn packs(repo: &Path) -> usize {
+    std::fs::read_dir(repo.join("objects/pack"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "pack")
+        })
+        .count()
+}
+
+#[test]
+fn hostile_keys_stay_inside_the_tree_and_fsck_is_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("cold.git");
+    let store = common::open(&repo, 1);
+    let keys: Vec<Vec<u8>> = vec![
+        b"..".to_vec(),
+        b".".to_vec(),
+        b"/".to_vec(),
+        b"\\".to_vec(),
+        b"../../../../tmp/owned".to_vec(),
+        b"/etc/passwd".to_vec(),
+        b".git".to_vec(),
+        b".GIT".to_vec(),
+        b".gitmodules".to_vec(),
+        b"git~1".to_vec(),
+        ".g\u{200c}it".as_bytes().to_vec(),
+        "\u{FF0E}git".as_bytes().to_vec(),
+        b"nul\0byte".to_vec(),
+        vec![0xFF, 0xFE],
+        vec![b'k'; 64 * 1024],
+        b"task:1".to_vec(),
+    ];
+    let changes: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| common::put(k, i as u64 + 1, b"{\"ok\":true}"))
+        .collect();
+    store.commit(&changes, Trigger::Manual, None).unwrap();
+    store
+        .commit(&[common::put(b"fold", 100, b"1")], Trigger::Manual, None)
+        .unwrap(); // forces a fold
+    for (i, key) in keys.iter().enumerate() {
+        let got = store.get(key, LATEST).unwrap().unwrap();
+        assert_eq!(
+            got,
+            Entry::put(i as u64 + 1, "{\"ok\":true}"),
+            "{}",
+            String::from_utf8_lossy(key)
+        );
+    }
+    common::assert_fsck_clean(&repo);
+    // Nothing was written outside the repository.
+    assert!(!dir.path().join("tmp").exists() && !Path::new("/tmp/owned").exists());
+    let listing = common::git(&repo, &["ls-tree", "-r", "--name-only", "HEAD"]);
+    for path in listing.lines() {
+        assert!(
+            path.starts_with("state/") || path.starts_with("chunks/"),
+            "{path}"
+        );
+        assert!(
+            path.split('/')
+                .all(|part| !part.starts_with('.') && part.len() <= 255),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn values_are_readable_with_git_show_and_commits_carry_trailers() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("cold.git");
+    let store = common::open(&repo, 1);
+    store
+        .commit(
+            &[
+                common::put(b"task:7", 41, br#"{"title":"write docs"}"#),
+                common::put(b"bin", 42, b"\x00\x01"),
+            ],
+            Trigger::Size,
+            Some(45),
+        )
+        .unwrap();
+    let log = common::git(&repo, &["log", "-1", "--format=%B"]);
+    for trailer in [
+        "Strata-Batch: 41-42",
+        "Strata-Lsn: 45",
+        "Strata-Writer: wtest",
+        "Strata-Trigger: size",
+    ] {
+        assert!(log.contains(trailer), "{trailer} missing from:\n{log}");
+    }
+    let chunk = common::git(&repo, &["show", "HEAD:chunks"]);
+    let chunk_name = chunk.lines().find(|l| l.ends_with("-wtest.jsonl")).unwrap();
+    let lines = common::git(&repo, &["show", &format!("HEAD:chunks/{chunk_name}")]);
+    assert!(
+        lines.contains(r#"{"key":"task:7","value":{"title":"write docs"},"lsn":41}"#),
+        "{lines}"
+    );
+    assert!(lines.contains(r#""value_b64":"AAE=""#), "{lines}");
+
+    store
+        .commit(&[common::put(b"other", 50, b"1")], Trigger::Manual, None)
+        .unwrap(); // folds
+    let path = names::state_path(b"task:7").unwrap();
+    let blob = common::git(&repo, &["show", &format!("HEAD:{path}")]);
+    assert_eq!(blob, r#"{"value":{"title":"write docs"},"lsn":41}"#);
+    assert_eq!(store.committed_lsn(), 50);
+}
+
+#[test]
+fn every_commit_is_one_pack_and_no_object_is_loose() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("cold.git");
+    let store = common::open(&repo, 100);
+    for batch in 0..5u64 {
+        let changes: Vec<_> = (0..200u64)
+            .map(|i| common::put(format!("k{i}").as_bytes(), batch * 200 + i + 1, b"1"))
+            .collect();
+        store.commit(&changes, Trigger::Manual, None).unwrap();
+    }
+    assert_eq!(loose_objects(&repo), 0);
+    assert_eq!(packs(&repo), 5);
+    common::assert_fsck_clean(&repo);
+}
+
+#[test]
+fn reopening_restores_the_watermark_unfolded_chunks_and_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("cold.git");
+    {
+        let store = common::open(&repo, 3);
+        for lsn in 1..=8u64 {
+            store
+                .commit(
+                    &[common::put(b"counter", lsn, lsn.to_string().as_bytes())],
+                    Trigger::Manual,
+                    None,
+                )
+                .unwrap();
+        }
+        store
+            .commit(&[common::del(b"counter", 9)], Trigger::Manual, Some(12))
+            .unwrap();
+    }
+    let store = common::open(&repo, 3);
+    assert_eq!(store.committed_lsn(), 12);
+    assert_eq!(
+        store.get(b"counter", LATEST).unwrap(),
+        Some(Entry::tombstone(9))
+    );
+    assert_eq!(store.get(b"counter", 5).unwrap(), Some(Entry::put(5, "5")));
+    let history = store.history(b"counter").unwrap();
+    assert_eq!(
+        history.iter().map(|v| v.entry.seqno).collect::<Vec<_>>(),
+        (1..=9).collect::<Vec<_>>()
+    );
+    assert!(history.windows(2).all(|w| w[0].commit != w[1].commit));
+}
+
+#[test]
+fn a_second_writer_on_the_same_branch_gets_a_typed_retryable_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("cold.git");
+    let first = common::open(&repo, 10);
+    let second = common::open(&repo, 10);
+    first
+        .commit(&[common::put(b"a", 1, b"1")], Trigger::Manual, None)
+        .unwrap();
+    let err = second
+        .commit(&[common::put(b"b", 2, b"2")], Trigger::Manual, None)
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("retry"), "{err}");
+    // The losing commit left nothing reachable behind, and the repository is sound.
+    assert_eq!(
+        common::git(&repo, &["rev-list", "--count", "HEAD"]).trim(),
+        "1"
+    );
+    common::assert_fsck_clean(&repo);
+    // The loser re-read the branch, so its retry lands on top of the winner's commit.
+    second
+        .commit(&[common::put(b"b", 2, b"2")], Trigger::Manual, None)
+        .unwrap();
+    assert_eq!(second.get(b"a", LATEST).unwrap(), Some(Entry::put(1, "1")));
+    assert_eq!(
+        common::git(&repo, &["rev-list", "--count", "HEAD"]).trim(),
+        "2"
+    );
+}
