@@ -27,6 +27,7 @@
 //! `strata-wal` (the `Log` it tails), and on no other tier.
 
 pub mod codec;
+mod committer;
 mod error;
 pub mod hlc;
 pub mod names;
@@ -34,6 +35,7 @@ pub mod repo;
 pub mod store;
 mod tier;
 
+pub use crate::committer::{CommitMetrics, Committer, CommitterOptions};
 pub use crate::error::{Error, Result};
 pub use crate::store::{ColdOptions, ColdStore, CommitInfo, Trigger, Version};
 pub use crate::tier::ColdTier;

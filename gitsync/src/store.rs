@@ -36,6 +36,9 @@ use crate::hlc::Hlc;
 use crate::names;
 use crate::repo::{self, NewCommit};
 
+/// File in the repository directory holding the committer's examined watermark.
+const EXAMINED_FILE: &str = "strata-examined";
+
 /// Settings of a [`ColdStore`].
 #[derive(Debug, Clone)]
 pub struct ColdOptions {
@@ -185,6 +188,42 @@ impl ColdStore {
     /// The committed watermark: every change up to this LSN is in the repository.
     pub fn committed_lsn(&self) -> Lsn {
         self.lock().watermark
+    }
+
+    /// How far the committer examined the log with nothing left pending (0 if never saved).
+    pub fn examined_lsn(&self) -> Result<Lsn> {
+        let path = self.path.join(EXAMINED_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map_err(|_| Error::corrupt(&path, format!("not an LSN: {:?}", text.trim()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(Error::Io {
+                op: "read",
+                path,
+                source: e,
+            }),
+        }
+    }
+
+    /// Saves how far the log was examined with nothing left pending: written to a temporary
+    /// file, fsynced, renamed, and the directory fsynced.
+    pub fn record_examined(&self, lsn: Lsn) -> Result<()> {
+        let path = self.path.join(EXAMINED_FILE);
+        let temp = self.path.join(format!("{EXAMINED_FILE}.tmp"));
+        let io = |op: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::Io { op, path, source }
+        };
+        let mut file = std::fs::File::create(&temp).map_err(io("create", &temp))?;
+        std::io::Write::write_all(&mut file, format!("{lsn}\n").as_bytes())
+            .map_err(io("write", &temp))?;
+        file.sync_all().map_err(io("fsync", &temp))?;
+        std::fs::rename(&temp, &path).map_err(io("rename", &temp))?;
+        std::fs::File::open(&self.path)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io("fsync", &self.path))
     }
 
     /// The head commit, if any.
