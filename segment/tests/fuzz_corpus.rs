@@ -28,11 +28,13 @@ fn segment_reader_corpus_replays_cleanly() {
 }
 
 /// Writes the seed corpus: valid segments and manifests of several shapes, and damaged copies.
-/// Run with `cargo test -p strata-segment --test fuzz_corpus -- --ignored` after a format
-/// change, and commit the result.
+/// Run with `STRATA_WRITE_SEED_CORPUS=1 cargo test -p strata-segment --test fuzz_corpus` after
+/// a format change, and commit the result; without the variable it does nothing.
 #[test]
-#[ignore = "regenerates the committed seed corpus"]
 fn write_seed_corpus() {
+    if std::env::var_os("STRATA_WRITE_SEED_CORPUS").is_none() {
+        return;
+    }
     use std::sync::Arc;
     use strata_segment::{write_segment, WriterOptions};
     use strata_tiering::io::{Fs, MemFs};
