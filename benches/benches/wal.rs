@@ -136,20 +136,7 @@ fn append_never(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("baseline_bufwriter", label),
             &payload,
-            |b, payload| {
-                b.iter_custom(|iters| {
-                    let dir = scratch();
-                    let mut out = buffered_appender(&dir.path().join("plain.log"), buffer_size)
-                        .expect("create the baseline file");
-                    let start = Instant::now();
-                    for _ in 0..iters * count {
-                        out.write_all(black_box(payload)).expect("write");
-                    }
-                    out.flush().expect("flush");
-                    drop(out);
-                    start.elapsed()
-                });
-            },
+            |b, payload| bufwriter_loop(b, payload, count, buffer_size),
         );
         // The same loop writing exactly the bytes the WAL writes (frame header included), to
         // tell the cost of the format from the cost of the log's machinery.
@@ -158,23 +145,27 @@ fn append_never(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("baseline_bufwriter_framed", label),
             &framed,
-            |b, framed| {
-                b.iter_custom(|iters| {
-                    let dir = scratch();
-                    let mut out = buffered_appender(&dir.path().join("plain.log"), buffer_size)
-                        .expect("create the baseline file");
-                    let start = Instant::now();
-                    for _ in 0..iters * count {
-                        out.write_all(black_box(framed)).expect("write");
-                    }
-                    out.flush().expect("flush");
-                    drop(out);
-                    start.elapsed()
-                });
-            },
+            |b, framed| bufwriter_loop(b, framed, count, buffer_size),
         );
     }
     group.finish();
+}
+
+/// The buffered-append baseline: `count` writes of `record` per iteration into a fresh file
+/// through a `BufWriter` as large as the WAL's write buffer.
+fn bufwriter_loop(b: &mut criterion::Bencher<'_>, record: &[u8], count: u64, buffer_size: usize) {
+    b.iter_custom(|iters| {
+        let dir = scratch();
+        let mut out = buffered_appender(&dir.path().join("plain.log"), buffer_size)
+            .expect("create the baseline file");
+        let start = Instant::now();
+        for _ in 0..iters * count {
+            out.write_all(black_box(record)).expect("write");
+        }
+        out.flush().expect("flush");
+        drop(out);
+        start.elapsed()
+    });
 }
 
 fn durable_latency(c: &mut Criterion) {
