@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use strata_tiering::{Entry, EntryKind, Value};
 
+use crate::error::Error;
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Doc<'a> {
@@ -64,7 +66,7 @@ fn json_text(value: &[u8], form: Form) -> Option<&RawValue> {
 }
 
 /// Encodes `entry` (and the key, when given) as one document.
-pub fn encode(key: Option<&[u8]>, entry: &Entry, form: Form) -> Vec<u8> {
+pub fn encode(key: Option<&[u8]>, entry: &Entry, form: Form) -> Result<Vec<u8>, Error> {
     let (key_text, key_b64) = match key.map(std::str::from_utf8) {
         None => (None, None),
         Some(Ok(text)) => (Some(text.to_owned()), None),
@@ -86,8 +88,12 @@ pub fn encode(key: Option<&[u8]>, entry: &Entry, form: Form) -> Vec<u8> {
         lsn: entry.seqno,
         expires_at: entry.expires_at,
     };
-    // Serialising plain strings, numbers and already-validated JSON cannot fail.
-    serde_json::to_vec(&doc).unwrap_or_default()
+    serde_json::to_vec(&doc).map_err(|e| {
+        Error::corrupt(
+            "cold document",
+            format!("cannot encode the change at LSN {}: {e}", entry.seqno),
+        )
+    })
 }
 
 /// Decodes a document into its key (if it names one) and entry.
@@ -123,7 +129,7 @@ mod tests {
 
     fn round_trip(key: &[u8], value: &[u8], form: Form) -> Vec<u8> {
         let entry = Entry::put(9, value).with_expiry(77);
-        let doc = encode(Some(key), &entry, form);
+        let doc = encode(Some(key), &entry, form).unwrap();
         let (back_key, back) = decode(&doc).unwrap();
         assert_eq!(back_key.as_deref(), Some(key));
         assert_eq!(back, entry, "{}", String::from_utf8_lossy(&doc));
@@ -162,7 +168,7 @@ mod tests {
     #[test]
     fn binary_keys_and_deletions() {
         round_trip(&[0xFF, 0, 1], b"1", Form::ChunkLine);
-        let doc = encode(Some(b"gone"), &Entry::tombstone(3), Form::ChunkLine);
+        let doc = encode(Some(b"gone"), &Entry::tombstone(3), Form::ChunkLine).unwrap();
         assert_eq!(
             String::from_utf8(doc.clone()).unwrap(),
             r#"{"key":"gone","del":true,"lsn":3}"#

@@ -273,7 +273,7 @@ impl ColdStore {
                 Some(change.key.as_bytes()),
                 &change.entry,
                 Form::ChunkLine,
-            ));
+            )?);
             content.push(b'\n');
         }
         let message = format!(
@@ -357,7 +357,7 @@ impl ColdStore {
             let path = names::state_path(key.as_bytes())?;
             let hashed = path.rsplit('/').next().is_some_and(names::is_hashed);
             let doc_key = hashed.then_some(key.as_bytes());
-            edits.push((path, codec::encode(doc_key, newest, Form::StateBlob)));
+            edits.push((path, codec::encode(doc_key, newest, Form::StateBlob)?));
         }
         let hlc = state.hlc.next(self.clock.now_ms());
         let message = format!(
@@ -422,7 +422,11 @@ impl ColdStore {
     /// The newest version of `key` with seqno at most `snapshot`.
     pub fn get(&self, key: &[u8], snapshot: SeqNo) -> Result<Option<Entry>> {
         let state = self.lock();
-        get_locked(&state, key, snapshot)
+        let tree = match state.head {
+            Some(head) => Some(head_tree(&state.repo, head)?),
+            None => None,
+        };
+        get_locked(&state, tree.as_ref(), key, snapshot)
     }
 
     /// The keys in `range` with their newest version at `snapshot`, tombstones included for
@@ -430,9 +434,12 @@ impl ColdStore {
     pub fn scan(&self, range: &KeyRange, snapshot: SeqNo) -> Result<Vec<(Key, Entry)>> {
         let state = self.lock();
         let mut keys: BTreeSet<Vec<u8>> = BTreeSet::new();
-        if let Some(head) = state.head {
-            let tree = head_tree(&state.repo, head)?;
-            for_each_state_key(&state.repo, &tree, |key| {
+        let tree = match state.head {
+            Some(head) => Some(head_tree(&state.repo, head)?),
+            None => None,
+        };
+        if let Some(tree) = &tree {
+            for_each_state_key(&state.repo, tree, |key| {
                 if range.contains(&key) {
                     keys.insert(key);
                 }
@@ -447,7 +454,7 @@ impl ColdStore {
         );
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            if let Some(entry) = get_locked(&state, &key, snapshot)? {
+            if let Some(entry) = get_locked(&state, tree.as_ref(), &key, snapshot)? {
                 out.push((Key::new(&key)?, entry));
             }
         }
@@ -469,14 +476,21 @@ fn add_version(overlay: &mut BTreeMap<Key, Vec<Entry>>, key: Key, entry: Entry) 
     }
 }
 
-fn get_locked(state: &State, key: &[u8], snapshot: SeqNo) -> Result<Option<Entry>> {
+/// The newest version of `key` at `snapshot`; `tree` is the head commit's tree, read once by
+/// the caller so a scan does not re-read it for every key.
+fn get_locked(
+    state: &State,
+    tree: Option<&Tree<'_>>,
+    key: &[u8],
+    snapshot: SeqNo,
+) -> Result<Option<Entry>> {
     let from_chunks = state
         .overlay
         .get(key)
         .and_then(|versions| versions.iter().rev().find(|e| e.seqno <= snapshot))
         .cloned();
-    let from_state = match state.head {
-        Some(head) => state_entry(&state.repo, &head_tree(&state.repo, head)?, key)?,
+    let from_state = match tree {
+        Some(tree) => state_entry(&state.repo, tree, key)?,
         None => None,
     };
     match (from_chunks, from_state) {
