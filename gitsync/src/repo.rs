@@ -24,6 +24,10 @@ use crate::error::{Error, Result};
 /// The branch the cold tier commits to.
 pub const BRANCH: &str = "refs/heads/main";
 
+/// Pack files libgit2 keeps open at once, whatever the number of packs on disk; beyond it the
+/// least recently used pack is closed (its maps are reopened on demand).
+pub const MAX_OPEN_PACKS: usize = 64;
+
 /// Makes libgit2 fsync object files, packs, refs and their directories (off by default).
 fn enable_fsync() -> Result<()> {
     static RESULT: OnceLock<i32> = OnceLock::new();
@@ -34,10 +38,16 @@ fn enable_fsync() -> Result<()> {
         #[allow(unsafe_code)]
         unsafe {
             libgit2_sys::init();
-            libgit2_sys::git_libgit2_opts(
+            let fsync = libgit2_sys::git_libgit2_opts(
                 libgit2_sys::GIT_OPT_ENABLE_FSYNC_GITDIR as c_int,
                 1 as c_int,
-            )
+            );
+            // Same argument: GIT_OPT_SET_MWINDOW_FILE_LIMIT takes one size_t.
+            let packs = libgit2_sys::git_libgit2_opts(
+                libgit2_sys::GIT_OPT_SET_MWINDOW_FILE_LIMIT as c_int,
+                MAX_OPEN_PACKS,
+            );
+            fsync.min(packs)
         }
     });
     if code < 0 {
@@ -209,6 +219,120 @@ pub fn move_branch(repo: &Repository, from: Option<Oid>, to: Oid) -> Result<()> 
         }
         Err(e) => Err(Error::git("move the branch", e)),
     }
+}
+
+/// What [`repack`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RepackReport {
+    /// Pack files before.
+    pub packs_before: usize,
+    /// Pack files after (1, or 0 for an empty repository).
+    pub packs_after: usize,
+    /// Bytes of the `.pack` files before.
+    pub bytes_before: u64,
+    /// Bytes of the `.pack` files after.
+    pub bytes_after: u64,
+}
+
+/// The `.pack` files of the repository at `path`, with their sizes.
+pub fn packs(path: &Path) -> Result<Vec<(std::path::PathBuf, u64)>> {
+    let dir = path.join("objects/pack");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(Error::Io {
+                op: "list",
+                path: dir,
+                source,
+            })
+        }
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Io {
+            op: "list",
+            path: dir.clone(),
+            source,
+        })?;
+        let file = entry.path();
+        if file.extension().is_some_and(|e| e == "pack") {
+            let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            found.push((file, len));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Writes every object reachable from a reference into one new pack, then removes the other
+/// packs (and with them objects no reference reaches, such as those of a commit whose branch
+/// update lost a race or a crash).
+///
+/// The new pack and its index are complete and fsynced before any old pack is removed, so a
+/// crash at any point leaves every reachable object readable. Handles opened before the repack
+/// may still map removed packs; callers reopen theirs.
+pub fn repack(path: &Path) -> Result<RepackReport> {
+    let before = packs(path)?;
+    let mut report = RepackReport {
+        packs_before: before.len(),
+        bytes_before: before.iter().map(|(_, len)| len).sum(),
+        ..RepackReport::default()
+    };
+    let repo = Repository::open_bare(path).map_err(|e| Error::git("open for repack", e))?;
+    let mut walk = repo.revwalk().map_err(|e| Error::git("start a walk", e))?;
+    walk.push_glob("*")
+        .map_err(|e| Error::git("walk the references", e))?;
+    let mut builder = repo
+        .packbuilder()
+        .map_err(|e| Error::git("start a pack", e))?;
+    builder.set_threads(1);
+    builder
+        .insert_walk(&mut walk)
+        .map_err(|e| Error::git("collect the objects", e))?;
+    if builder.object_count() == 0 {
+        return Ok(report);
+    }
+    let pack_dir = path.join("objects/pack");
+    builder
+        .write(&pack_dir, 0)
+        .map_err(|e| Error::git("write the pack", e))?;
+    let name = builder
+        .name()
+        .map(|n| format!("pack-{n}"))
+        .ok_or_else(|| Error::corrupt(&pack_dir, "the new pack has no name"))?;
+    for (pack, _) in &before {
+        if pack.file_stem().is_some_and(|stem| stem == name.as_str()) {
+            continue;
+        }
+        // The index first: a pack without its index is ignored, an index without its pack
+        // would be an error for a reader.
+        for extension in ["idx", "rev", "mtimes", "pack"] {
+            let file = pack.with_extension(extension);
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        op: "remove",
+                        path: file,
+                        source,
+                    })
+                }
+            }
+        }
+    }
+    std::fs::File::open(&pack_dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| Error::Io {
+            op: "fsync",
+            path: pack_dir.clone(),
+            source,
+        })?;
+    let after = packs(path)?;
+    report.packs_after = after.len();
+    report.bytes_after = after.iter().map(|(_, len)| len).sum();
+    Ok(report)
 }
 
 /// The value of trailer `name` in a commit message.

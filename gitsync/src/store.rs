@@ -47,6 +47,8 @@ pub struct ColdOptions {
     /// This writer's id in chunk names and trailers (letters and digits). Default: the id
     /// stored in the repository's config (`strata.writer`), or a new one saved there.
     pub writer_id: Option<String>,
+    /// Pack files allowed before a commit repacks the repository into one. Default: 32.
+    pub max_packs: usize,
 }
 
 impl Default for ColdOptions {
@@ -54,6 +56,7 @@ impl Default for ColdOptions {
         ColdOptions {
             keep_chunks: 10,
             writer_id: None,
+            max_packs: 32,
         }
     }
 }
@@ -115,6 +118,7 @@ pub struct ColdStore {
     path: PathBuf,
     clock: Arc<dyn Clock>,
     keep_chunks: usize,
+    max_packs: usize,
     writer: String,
     state: Mutex<State>,
 }
@@ -130,6 +134,8 @@ struct State {
     hlc: Hlc,
     /// The last failure of a fold, shown by `health` until a fold succeeds.
     fold_error: Option<String>,
+    /// Pack files on disk (each commit adds one).
+    packs: usize,
 }
 
 impl std::fmt::Debug for State {
@@ -162,6 +168,7 @@ impl ColdStore {
             state_lsn: 0,
             hlc: Hlc::default(),
             fold_error: None,
+            packs: repo::packs(&path)?.len(),
         };
         if let Some(head) = head {
             load_head(&path, &mut state, head)?;
@@ -170,6 +177,7 @@ impl ColdStore {
             path,
             clock,
             keep_chunks: options.keep_chunks.max(1),
+            max_packs: options.max_packs.max(2),
             writer,
             state: Mutex::new(state),
         })
@@ -241,6 +249,30 @@ impl ColdStore {
         self.lock().fold_error.clone()
     }
 
+    /// Packs every reachable object into one pack file and removes the others.
+    pub fn repack(&self) -> Result<repo::RepackReport> {
+        let mut state = self.lock();
+        self.repack_locked(&mut state)
+    }
+
+    fn repack_locked(&self, state: &mut State) -> Result<repo::RepackReport> {
+        let report = repo::repack(&self.path)?;
+        // The old handle may still map removed packs; a fresh one sees only the new pack.
+        state.repo = repo::open_or_init(&self.path)?;
+        state.packs = report.packs_after;
+        Ok(report)
+    }
+
+    /// Repacks when a commit pushed the pack count past the bound. A failure leaves the extra
+    /// packs in place (they are all valid) and is reported like a failed fold.
+    fn maintain(&self, state: &mut State) {
+        if state.packs > self.max_packs {
+            if let Err(e) = self.repack_locked(state) {
+                state.fold_error = Some(format!("repack: {e}"));
+            }
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -305,6 +337,7 @@ impl ColdStore {
             Err(other) => return Err(other),
         };
         state.head = Some(id);
+        state.packs += 1;
         state.watermark = watermark;
         state.hlc = hlc;
         state.chunks.push(name);
@@ -328,6 +361,7 @@ impl ColdStore {
                 Err(e) => state.fold_error = Some(e.to_string()),
             }
         }
+        self.maintain(&mut state);
         Ok(Some(info))
     }
 
@@ -387,6 +421,7 @@ impl ColdStore {
             Ok(())
         })?;
         state.head = Some(id);
+        state.packs += 1;
         state.hlc = hlc;
         state.state_lsn = max_lsn;
         state.overlay.clear();

@@ -148,6 +148,59 @@ fn every_commit_is_one_pack_and_no_object_is_loose() {
 }
 
 #[test]
+fn packs_stay_bounded_and_a_repack_leaves_one_pack_with_everything_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("cold.git");
+    let store = strata_gitsync::ColdStore::open(
+        &repo,
+        strata_gitsync::ColdOptions {
+            keep_chunks: 4,
+            writer_id: Some("wtest".into()),
+            max_packs: 6,
+        },
+        std::sync::Arc::new(strata_tiering::clock::ManualClock::new(1_700_000_000_000)),
+    )
+    .unwrap();
+    let mut seqno = 0;
+    for batch in 0..30u64 {
+        let changes: Vec<_> = (0..20u64)
+            .map(|i| {
+                seqno += 1;
+                common::put(
+                    format!("k{}", (batch * 7 + i) % 50).as_bytes(),
+                    seqno,
+                    b"[1,2]",
+                )
+            })
+            .collect();
+        store.commit(&changes, Trigger::Manual, None).unwrap();
+        assert!(
+            packs(&repo) <= 7,
+            "{} packs after batch {batch}",
+            packs(&repo)
+        );
+    }
+    let report = store.repack().unwrap();
+    assert_eq!(report.packs_after, 1);
+    assert_eq!(packs(&repo), 1);
+    assert!(report.bytes_after <= report.bytes_before);
+    assert_eq!(loose_objects(&repo), 0);
+    common::assert_fsck_clean(&repo);
+    // Every key still reads, and history still reaches the first commit.
+    for k in 0..50 {
+        assert!(store
+            .get(format!("k{k}").as_bytes(), LATEST)
+            .unwrap()
+            .is_some());
+    }
+    let log = common::git(&repo, &["rev-list", "--count", "main"]);
+    assert!(log.trim().parse::<u32>().unwrap() >= 30);
+    drop(store);
+    let reopened = common::open(&repo, 4);
+    assert_eq!(reopened.committed_lsn(), seqno);
+}
+
+#[test]
 fn reopening_restores_the_watermark_unfolded_chunks_and_history() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("cold.git");

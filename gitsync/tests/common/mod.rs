@@ -13,6 +13,7 @@ pub fn open(path: &Path, keep_chunks: usize) -> ColdStore {
     let options = ColdOptions {
         keep_chunks,
         writer_id: Some("wtest".into()),
+        ..ColdOptions::default()
     };
     ColdStore::open(path, options, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
 }
