@@ -34,6 +34,7 @@ impl Rig {
         let options = ColdOptions {
             keep_chunks: 10,
             writer_id: Some("wtest".into()),
+            ..ColdOptions::default()
         };
         Arc::new(ColdStore::open(&self.path, options, self.clock.clone()).unwrap())
     }
