@@ -11,6 +11,7 @@
 //! | `del` | `true` for a deletion (state keeps deletions, so they shadow older versions) |
 //! | `lsn` | the change's sequence number (its LSN in the writer's log) |
 //! | `expires_at` | expiry in Unix milliseconds, if any |
+//! | `at` | state blobs: the chunk the version came from, `<hybrid-logical-clock>-<writer>`; it orders versions from different writers |
 //!
 //! So `git show HEAD:state/1f/a0/task%3A7` prints `{"value":{"title":"write docs"},"lsn":42}`,
 //! and the value's bytes come back exactly as written: JSON is embedded verbatim, never
@@ -24,6 +25,7 @@ use serde_json::value::RawValue;
 use strata_tiering::{Entry, EntryKind, Value};
 
 use crate::error::Error;
+use crate::hlc::Stamp;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +43,8 @@ struct Doc<'a> {
     lsn: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<String>,
 }
 
 /// Where a document goes: a chunk line must not contain a line break.
@@ -65,8 +69,24 @@ fn json_text(value: &[u8], form: Form) -> Option<&RawValue> {
     serde_json::from_str::<&RawValue>(text).ok()
 }
 
-/// Encodes `entry` (and the key, when given) as one document.
-pub fn encode(key: Option<&[u8]>, entry: &Entry, form: Form) -> Result<Vec<u8>, Error> {
+/// A decoded document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// The key, if the document names one.
+    pub key: Option<Vec<u8>>,
+    /// The version.
+    pub entry: Entry,
+    /// Where the version came from (state blobs).
+    pub at: Option<Stamp>,
+}
+
+/// Encodes `entry` (and the key, when given, and the version's origin) as one document.
+pub fn encode(
+    key: Option<&[u8]>,
+    entry: &Entry,
+    form: Form,
+    at: Option<&Stamp>,
+) -> Result<Vec<u8>, Error> {
     let (key_text, key_b64) = match key.map(std::str::from_utf8) {
         None => (None, None),
         Some(Ok(text)) => (Some(text.to_owned()), None),
@@ -87,6 +107,7 @@ pub fn encode(key: Option<&[u8]>, entry: &Entry, form: Form) -> Result<Vec<u8>, 
         del,
         lsn: entry.seqno,
         expires_at: entry.expires_at,
+        at: at.map(Stamp::to_string),
     };
     serde_json::to_vec(&doc).map_err(|e| {
         Error::corrupt(
@@ -96,8 +117,8 @@ pub fn encode(key: Option<&[u8]>, entry: &Entry, form: Form) -> Result<Vec<u8>, 
     })
 }
 
-/// Decodes a document into its key (if it names one) and entry.
-pub fn decode(bytes: &[u8]) -> Result<(Option<Vec<u8>>, Entry), String> {
+/// Decodes a document.
+pub fn decode(bytes: &[u8]) -> Result<Document, String> {
     let doc: Doc<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let key = match (doc.key, doc.key_b64) {
         (Some(text), None) => Some(text.into_bytes()),
@@ -119,7 +140,11 @@ pub fn decode(bytes: &[u8]) -> Result<(Option<Vec<u8>>, Entry), String> {
         kind,
         expires_at: doc.expires_at,
     };
-    Ok((key, entry))
+    let at = match doc.at {
+        Some(text) => Some(Stamp::parse(&text).ok_or_else(|| format!("at: {text:?}"))?),
+        None => None,
+    };
+    Ok(Document { key, entry, at })
 }
 
 #[cfg(test)]
@@ -129,10 +154,10 @@ mod tests {
 
     fn round_trip(key: &[u8], value: &[u8], form: Form) -> Vec<u8> {
         let entry = Entry::put(9, value).with_expiry(77);
-        let doc = encode(Some(key), &entry, form).unwrap();
-        let (back_key, back) = decode(&doc).unwrap();
-        assert_eq!(back_key.as_deref(), Some(key));
-        assert_eq!(back, entry, "{}", String::from_utf8_lossy(&doc));
+        let doc = encode(Some(key), &entry, form, None).unwrap();
+        let back = decode(&doc).unwrap();
+        assert_eq!(back.key.as_deref(), Some(key));
+        assert_eq!(back.entry, entry, "{}", String::from_utf8_lossy(&doc));
         doc
     }
 
@@ -168,12 +193,19 @@ mod tests {
     #[test]
     fn binary_keys_and_deletions() {
         round_trip(&[0xFF, 0, 1], b"1", Form::ChunkLine);
-        let doc = encode(Some(b"gone"), &Entry::tombstone(3), Form::ChunkLine).unwrap();
+        let doc = encode(Some(b"gone"), &Entry::tombstone(3), Form::ChunkLine, None).unwrap();
         assert_eq!(
             String::from_utf8(doc.clone()).unwrap(),
             r#"{"key":"gone","del":true,"lsn":3}"#
         );
-        assert_eq!(decode(&doc).unwrap().1, Entry::tombstone(3));
+        assert_eq!(decode(&doc).unwrap().entry, Entry::tombstone(3));
+        let at = Stamp::parse("0000000000000005-000001-wb").unwrap();
+        let doc = encode(None, &Entry::put(4, b"1"), Form::StateBlob, Some(&at)).unwrap();
+        assert_eq!(
+            String::from_utf8(doc.clone()).unwrap(),
+            r#"{"value":1,"lsn":4,"at":"0000000000000005-000001-wb"}"#
+        );
+        assert_eq!(decode(&doc).unwrap().at, Some(at));
     }
 
     #[test]
@@ -185,6 +217,7 @@ mod tests {
             b"{\"lsn\":1,\"value\":1,\"del\":true}",
             b"{\"lsn\":1,\"value_b64\":\"!\"}",
             b"{\"lsn\":1,\"del\":true,\"x\":1}",
+            b"{\"lsn\":1,\"del\":true,\"at\":\"yesterday\"}",
         ] {
             assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }

@@ -47,6 +47,41 @@ pub enum Error {
     #[error("cold tier: reading the log: {0}")]
     Log(#[from] strata_wal::Error),
 
+    /// The remote could not be reached, or a transfer failed. The URL is shown without
+    /// credentials.
+    #[error("remote {url}: {op}: {detail}")]
+    Remote {
+        /// The remote, credentials removed.
+        url: String,
+        /// What was being done.
+        op: String,
+        /// What went wrong (credentials removed).
+        detail: String,
+    },
+
+    /// The remote refused to update its branch for a reason other than a race with another
+    /// writer: a hook declined, or a rule forbids.
+    #[error("remote {url}: push of {commit} rejected: {reason}")]
+    Rejected {
+        /// The remote, credentials removed.
+        url: String,
+        /// The commit that was pushed.
+        commit: String,
+        /// The remote's reason.
+        reason: String,
+    },
+
+    /// After a push, the remote's branch is not the commit pushed.
+    #[error("remote {url}: pushed {pushed}, but the remote's branch is at {found}")]
+    Unverified {
+        /// The remote, credentials removed.
+        url: String,
+        /// The commit pushed.
+        pushed: String,
+        /// What the remote's branch points at.
+        found: String,
+    },
+
     /// A file operation failed.
     #[error("cold tier: {op} {path}: {source}")]
     Io {
@@ -91,7 +126,10 @@ impl Error {
                 git2::ErrorClass::Odb | git2::ErrorClass::Object => ErrorKind::Corruption,
                 _ => ErrorKind::Other,
             },
-            Error::Conflict { .. } => ErrorKind::Unavailable,
+            Error::Conflict { .. } | Error::Remote { .. } | Error::Unverified { .. } => {
+                ErrorKind::Unavailable
+            }
+            Error::Rejected { .. } => ErrorKind::Other,
             Error::Corrupt { .. } => ErrorKind::Corruption,
             Error::Tiering(e) => e.kind(),
             Error::Log(_) | Error::Io { .. } => ErrorKind::Io,

@@ -5,7 +5,7 @@
 use std::fmt;
 
 /// A hybrid logical clock reading.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Hlc {
     /// Milliseconds since the Unix epoch (never less than any earlier reading's).
     pub ms: u64,
@@ -49,6 +49,46 @@ impl fmt::Display for Hlc {
     }
 }
 
+/// When and by whom a version was committed: the chunk it came from. Orders versions written
+/// by different writers (whose LSNs are unrelated), newest last; every replica orders them the
+/// same way, which is what makes merges deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Stamp {
+    /// The chunk's clock reading.
+    pub hlc: Hlc,
+    /// The writer that committed it.
+    pub writer: String,
+}
+
+/// Length of an [`Hlc`] as text.
+const HLC_TEXT_LEN: usize = 23;
+
+impl Stamp {
+    /// Parses `<hlc>-<writer>`, the form written by `Display`.
+    pub fn parse(text: &str) -> Option<Stamp> {
+        let hlc = Hlc::parse(text.get(..HLC_TEXT_LEN)?)?;
+        let writer = text.get(HLC_TEXT_LEN..)?.strip_prefix('-')?;
+        if writer.is_empty() || !writer.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return None;
+        }
+        Some(Stamp {
+            hlc,
+            writer: writer.to_owned(),
+        })
+    }
+
+    /// The stamp a chunk file's name carries (`<hlc>-<writer>.jsonl`).
+    pub fn of_chunk(name: &str) -> Option<Stamp> {
+        Stamp::parse(name.strip_suffix(".jsonl")?)
+    }
+}
+
+impl fmt::Display for Stamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.hlc, self.writer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +103,29 @@ mod tests {
         assert!(a.to_string() < b.to_string() && c.to_string() < d.to_string());
         assert_eq!(Hlc::parse(&d.to_string()), Some(d));
         assert_eq!(Hlc::parse("12-3"), None);
+    }
+
+    #[test]
+    fn stamps_round_trip_and_order_by_clock_then_writer() {
+        let a = Stamp {
+            hlc: Hlc { ms: 5, count: 1 },
+            writer: "wb".into(),
+        };
+        let b = Stamp {
+            hlc: Hlc { ms: 5, count: 1 },
+            writer: "wc".into(),
+        };
+        assert!(a < b);
+        assert_eq!(Stamp::parse(&a.to_string()), Some(a.clone()));
+        assert_eq!(Stamp::of_chunk(&format!("{a}.jsonl")), Some(a));
+        for bad in [
+            "",
+            "0000000000000005-000001",
+            "0000000000000005-000001-",
+            "x-y-z",
+            "0000000000000005-000001-w/b",
+        ] {
+            assert_eq!(Stamp::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -30,13 +30,22 @@ pub mod codec;
 mod committer;
 mod error;
 pub mod hlc;
+mod merge;
 pub mod names;
+mod read;
+mod remote;
 pub mod repo;
 pub mod store;
 mod tier;
+mod transport;
 
 pub use crate::committer::{CommitMetrics, Committer, CommitterOptions};
 pub use crate::error::{Error, Result};
-pub use crate::store::{ColdOptions, ColdStore, CommitInfo, Trigger, Version};
+pub use crate::hlc::Stamp;
+pub use crate::remote::{
+    clone_store, PushReport, Remote, RemoteMetrics, RemoteOptions, PUSHED_REF,
+};
+pub use crate::store::{At, ColdOptions, ColdStore, CommitInfo, Trigger, Version};
 pub use crate::tier::ColdTier;
+pub use crate::transport::{redact, Transport};
 pub use git2::Oid;

@@ -28,6 +28,11 @@ pub const BRANCH: &str = "refs/heads/main";
 /// least recently used pack is closed (its maps are reopened on demand).
 pub const MAX_OPEN_PACKS: usize = 64;
 
+/// How long libgit2 waits to connect to a remote, in milliseconds.
+const REMOTE_CONNECT_TIMEOUT_MS: c_int = 10_000;
+/// How long libgit2 waits for a remote to answer, in milliseconds.
+const REMOTE_IO_TIMEOUT_MS: c_int = 60_000;
+
 /// Makes libgit2 fsync object files, packs, refs and their directories (off by default).
 fn enable_fsync() -> Result<()> {
     static RESULT: OnceLock<i32> = OnceLock::new();
@@ -47,7 +52,17 @@ fn enable_fsync() -> Result<()> {
                 libgit2_sys::GIT_OPT_SET_MWINDOW_FILE_LIMIT as c_int,
                 MAX_OPEN_PACKS,
             );
-            fsync.min(packs)
+            // The timeout options take one int each, in milliseconds: a remote that accepts
+            // a connection and then says nothing must not hang a push for ever.
+            let connect = libgit2_sys::git_libgit2_opts(
+                libgit2_sys::GIT_OPT_SET_SERVER_CONNECT_TIMEOUT as c_int,
+                REMOTE_CONNECT_TIMEOUT_MS,
+            );
+            let server = libgit2_sys::git_libgit2_opts(
+                libgit2_sys::GIT_OPT_SET_SERVER_TIMEOUT as c_int,
+                REMOTE_IO_TIMEOUT_MS,
+            );
+            fsync.min(packs).min(connect).min(server)
         }
     });
     if code < 0 {
@@ -99,10 +114,15 @@ fn configure(repo: &Repository) -> Result<()> {
 
 /// The commit `BRANCH` points at, if any.
 pub fn head(repo: &Repository) -> Result<Option<Oid>> {
-    match repo.refname_to_id(BRANCH) {
+    head_of(repo, BRANCH)
+}
+
+/// The commit reference `name` points at, if it exists.
+pub fn head_of(repo: &Repository, name: &str) -> Result<Option<Oid>> {
+    match repo.refname_to_id(name) {
         Ok(id) => Ok(Some(id)),
         Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(Error::git("read the branch", e)),
+        Err(e) => Err(Error::git(format!("read {name}"), e)),
     }
 }
 

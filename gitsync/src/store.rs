@@ -22,19 +22,23 @@
 //! Strata-Trigger: size          quiet | age | size | manual | apply | fold
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use git2::{FileMode, ObjectType, Oid, Repository, Signature, Time, Tree};
+use git2::{FileMode, Oid, Repository, Signature, Time};
 use strata_tiering::clock::Clock;
 use strata_tiering::{Change, Entry, Key, KeyRange, Lsn, SeqNo};
 
 use crate::codec::{self, Form};
 use crate::error::{Error, Result};
-use crate::hlc::Hlc;
+use crate::hlc::{Hlc, Stamp};
+use crate::merge;
 use crate::names;
+use crate::read::{self, Overlay, Stamped, View};
 use crate::repo::{self, NewCommit};
+
+pub use crate::read::Version;
 
 /// File in the repository directory holding the committer's examined watermark.
 const EXAMINED_FILE: &str = "strata-examined";
@@ -101,17 +105,6 @@ pub struct CommitInfo {
     pub folded: bool,
 }
 
-/// One version of a key in the repository's history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
-    /// The version (a tombstone for a deletion).
-    pub entry: Entry,
-    /// The commit that added it.
-    pub commit: Oid,
-    /// That commit's time, in seconds since the Unix epoch.
-    pub time: i64,
-}
-
 /// The cold tier's repository and its in-memory view.
 #[derive(Debug)]
 pub struct ColdStore {
@@ -127,7 +120,7 @@ struct State {
     repo: Repository,
     head: Option<Oid>,
     /// Versions in unfolded chunk files, oldest first per key.
-    overlay: BTreeMap<Key, Vec<Entry>>,
+    overlay: Overlay,
     chunks: Vec<String>,
     watermark: Lsn,
     state_lsn: Lsn,
@@ -136,6 +129,9 @@ struct State {
     fold_error: Option<String>,
     /// Pack files on disk (each commit adds one).
     packs: usize,
+    /// Whether other writers' versions may be in the repository (set by a merge or a clone,
+    /// remembered in the config): a fold must then compare every key with `state/`.
+    shared: bool,
 }
 
 impl std::fmt::Debug for State {
@@ -162,16 +158,18 @@ impl ColdStore {
         let mut state = State {
             repo,
             head,
-            overlay: BTreeMap::new(),
+            overlay: Overlay::new(),
             chunks: Vec::new(),
             watermark: 0,
             state_lsn: 0,
             hlc: Hlc::default(),
             fold_error: None,
             packs: repo::packs(&path)?.len(),
+            shared: false,
         };
+        state.shared = is_shared(&state.repo);
         if let Some(head) = head {
-            load_head(&path, &mut state, head)?;
+            load_head(&path, &mut state, head, &writer)?;
         }
         Ok(ColdStore {
             path,
@@ -232,6 +230,13 @@ impl ColdStore {
         std::fs::File::open(&self.path)
             .and_then(|dir| dir.sync_all())
             .map_err(io("fsync", &self.path))
+    }
+
+    /// This writer's committed watermark as of commit `at` (0 if it has no commit of its own
+    /// there).
+    pub fn committed_lsn_at(&self, at: Oid) -> Result<Lsn> {
+        let state = self.lock();
+        Ok(read::own_marks(&state.repo, &self.path, at, &self.writer)?.committed)
     }
 
     /// The head commit, if any.
@@ -305,6 +310,7 @@ impl ColdStore {
                 Some(change.key.as_bytes()),
                 &change.entry,
                 Form::ChunkLine,
+                None,
             )?);
             content.push(b'\n');
         }
@@ -341,8 +347,16 @@ impl ColdStore {
         state.watermark = watermark;
         state.hlc = hlc;
         state.chunks.push(name);
+        let stamp = Stamp {
+            hlc,
+            writer: self.writer.clone(),
+        };
         for change in changes {
-            add_version(&mut state.overlay, change.key.clone(), change.entry.clone());
+            let version = Stamped {
+                stamp: stamp.clone(),
+                entry: change.entry.clone(),
+            };
+            read::add_version(&mut state.overlay, change.key.clone(), version);
         }
         let mut info = CommitInfo {
             id,
@@ -370,20 +384,24 @@ impl ColdStore {
         let head = state
             .head
             .ok_or_else(|| Error::corrupt(&self.path, "fold without a head"))?;
-        let tree = head_tree(&state.repo, head)?;
+        let tree = read::commit_tree(&state.repo, head)?;
         let mut edits: Vec<(String, Vec<u8>)> = Vec::new();
         let mut max_lsn = state.state_lsn;
         for (key, versions) in &state.overlay {
-            let Some(newest) = versions.last() else {
+            let Some(newest) = read::newest_of(versions) else {
                 continue;
             };
-            max_lsn = max_lsn.max(newest.seqno);
-            if newest.seqno <= state.state_lsn {
-                // Possible only when changes arrive out of order: keep what is newer.
-                if let Some(current) = state_entry(&state.repo, &tree, key.as_bytes())? {
-                    if current.seqno >= newest.seqno {
-                        continue;
-                    }
+            let own = newest.stamp.writer == self.writer;
+            if own {
+                max_lsn = max_lsn.max(newest.entry.seqno);
+            }
+            // Alone, this writer's versions reach state/ in LSN order, so a newer LSN is a
+            // newer version; with others' versions about (or replays out of order), compare.
+            if state.shared || !own || newest.entry.seqno <= state.state_lsn {
+                let current =
+                    read::state_version(&state.repo, &tree, key.as_bytes(), &self.writer)?;
+                if current.is_some_and(|current| !newest.newer_than(&current)) {
+                    continue;
                 }
             }
             // A deletion stays in state/ as a small `{"del":true,...}` document: it tells a
@@ -391,7 +409,10 @@ impl ColdStore {
             let path = names::state_path(key.as_bytes())?;
             let hashed = path.rsplit('/').next().is_some_and(names::is_hashed);
             let doc_key = hashed.then_some(key.as_bytes());
-            edits.push((path, codec::encode(doc_key, newest, Form::StateBlob)?));
+            edits.push((
+                path,
+                codec::encode(doc_key, &newest.entry, Form::StateBlob, Some(&newest.stamp))?,
+            ));
         }
         let hlc = state.hlc.next(self.clock.now_ms());
         let message = format!(
@@ -429,13 +450,94 @@ impl ColdStore {
         Ok(id)
     }
 
+    /// Takes in another writer's head `theirs`, whose objects are already in the repository:
+    /// nothing to do if this history contains it, a fast-forward if it contains this history,
+    /// otherwise a merge commit (see [`merge`](crate::merge)). A lost race for the branch is
+    /// [`Error::Conflict`], after which the store has re-read the branch.
+    pub(crate) fn integrate(&self, theirs: Oid) -> Result<Integration> {
+        let mut state = self.lock();
+        let contains = |repo: &Repository, child: Oid, ancestor: Oid| {
+            repo.graph_descendant_of(child, ancestor)
+                .map_err(|e| Error::git(format!("compare {child} with {ancestor}"), e))
+        };
+        if let Some(ours) = state.head {
+            if ours == theirs || contains(&state.repo, ours, theirs)? {
+                return Ok(Integration::UpToDate);
+            }
+        }
+        // From here on, other writers' versions are in the repository for good.
+        if !state.shared {
+            mark_shared(&state.repo)?;
+            state.shared = true;
+        }
+        let ours = match state.head {
+            Some(ours) if !contains(&state.repo, theirs, ours)? => ours,
+            from => {
+                let moved = repo::move_branch(&state.repo, from, theirs);
+                self.reload(&mut state)?;
+                moved?;
+                return Ok(Integration::FastForward);
+            }
+        };
+        let edits = {
+            let repo = &state.repo;
+            let base = match repo.merge_base(ours, theirs) {
+                Ok(base) => Some(read::commit_tree(repo, base)?),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+                Err(e) => {
+                    let op = format!("find the merge base of {ours} and {theirs}");
+                    return Err(Error::git(op, e));
+                }
+            };
+            let our_tree = read::commit_tree(repo, ours)?;
+            let their_tree = read::commit_tree(repo, theirs)?;
+            merge::plan(repo, base.as_ref(), &our_tree, &their_tree)?
+        };
+        let their_message = read::find_commit(&state.repo, theirs)?
+            .message()
+            .unwrap_or_default()
+            .to_owned();
+        let their_hlc = repo::trailer(&their_message, "Strata-Hlc")
+            .and_then(Hlc::parse)
+            .unwrap_or_default();
+        let hlc = state.hlc.max(their_hlc).next(self.clock.now_ms());
+        let message = format!(
+            "strata: merge {theirs}\n\n{}",
+            self.trailers(state.watermark, state.state_lsn, hlc, "merge")
+        );
+        let signature = self.signature(hlc)?;
+        let commit = NewCommit {
+            parent: Some(ours),
+            other_parents: &[theirs],
+            message: &message,
+            signature: &signature,
+        };
+        let written = repo::write_commit(&self.path, &commit, |_, updates, _| {
+            for (path, blob) in &edits {
+                match blob {
+                    Some(id) => updates.upsert(path.as_str(), *id, FileMode::Blob),
+                    None => updates.remove(path.as_str()),
+                };
+            }
+            Ok(())
+        });
+        if written.is_ok() {
+            state.packs += 1;
+        }
+        // Either way the branch and the overlay are re-read: after a merge the overlay holds
+        // the other writer's unfolded chunks, after a lost race whatever won.
+        self.reload(&mut state)?;
+        state.hlc = state.hlc.max(hlc);
+        written.map(|_| Integration::Merged)
+    }
+
     /// Re-reads the branch and everything derived from it.
     fn reload(&self, state: &mut State) -> Result<()> {
         state.overlay.clear();
         state.chunks.clear();
         state.head = repo::head(&state.repo)?;
         if let Some(head) = state.head {
-            load_head(&self.path, state, head)?;
+            load_head(&self.path, state, head, &self.writer)?;
         }
         Ok(())
     }
@@ -454,27 +556,37 @@ impl ColdStore {
             .map_err(|e| Error::git("make a signature", e))
     }
 
-    /// The newest version of `key` with seqno at most `snapshot`.
+    fn view<'s>(&'s self, state: &'s State) -> View<'s> {
+        View {
+            repo: &state.repo,
+            own: &self.writer,
+            overlay: &state.overlay,
+            head: state.head,
+        }
+    }
+
+    /// The newest version of `key` at `snapshot` (a position in this writer's log; versions
+    /// merged in from other writers are visible at every snapshot).
     pub fn get(&self, key: &[u8], snapshot: SeqNo) -> Result<Option<Entry>> {
         let state = self.lock();
         let tree = match state.head {
-            Some(head) => Some(head_tree(&state.repo, head)?),
+            Some(head) => Some(read::commit_tree(&state.repo, head)?),
             None => None,
         };
-        get_locked(&state, tree.as_ref(), key, snapshot)
+        self.view(&state).get(tree.as_ref(), key, snapshot)
     }
 
-    /// The keys in `range` with their newest version at `snapshot`, tombstones included for
-    /// keys deleted in unfolded chunks. Walks the whole state tree.
+    /// The keys in `range` with their newest version at `snapshot`, tombstones included.
+    /// Walks the whole state tree.
     pub fn scan(&self, range: &KeyRange, snapshot: SeqNo) -> Result<Vec<(Key, Entry)>> {
         let state = self.lock();
         let mut keys: BTreeSet<Vec<u8>> = BTreeSet::new();
         let tree = match state.head {
-            Some(head) => Some(head_tree(&state.repo, head)?),
+            Some(head) => Some(read::commit_tree(&state.repo, head)?),
             None => None,
         };
         if let Some(tree) = &tree {
-            for_each_state_key(&state.repo, tree, |key| {
+            read::for_each_state_key(&state.repo, tree, |key| {
                 if range.contains(&key) {
                     keys.insert(key);
                 }
@@ -487,9 +599,10 @@ impl ColdStore {
                 .filter(|k| range.contains(k.as_bytes()))
                 .map(|k| k.as_bytes().to_vec()),
         );
+        let view = self.view(&state);
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            if let Some(entry) = get_locked(&state, tree.as_ref(), &key, snapshot)? {
+            if let Some(entry) = view.get(tree.as_ref(), &key, snapshot)? {
                 out.push((Key::new(&key)?, entry));
             }
         }
@@ -499,229 +612,92 @@ impl ColdStore {
     /// Every version of `key` ever committed, oldest first, with the commit that added it.
     pub fn history(&self, key: &[u8]) -> Result<Vec<Version>> {
         let state = self.lock();
-        history_locked(&state, key)
+        self.view(&state).history(key)
     }
-}
 
-fn add_version(overlay: &mut BTreeMap<Key, Vec<Entry>>, key: Key, entry: Entry) {
-    let versions = overlay.entry(key).or_default();
-    match versions.binary_search_by_key(&entry.seqno, |e| e.seqno) {
-        Ok(at) => versions[at] = entry,
-        Err(at) => versions.insert(at, entry),
-    }
-}
-
-/// The newest version of `key` at `snapshot`; `tree` is the head commit's tree, read once by
-/// the caller so a scan does not re-read it for every key.
-fn get_locked(
-    state: &State,
-    tree: Option<&Tree<'_>>,
-    key: &[u8],
-    snapshot: SeqNo,
-) -> Result<Option<Entry>> {
-    let from_chunks = state
-        .overlay
-        .get(key)
-        .and_then(|versions| versions.iter().rev().find(|e| e.seqno <= snapshot))
-        .cloned();
-    let from_state = match tree {
-        Some(tree) => state_entry(&state.repo, tree, key)?,
-        None => None,
-    };
-    match (from_chunks, from_state) {
-        (chunk, Some(current)) if current.seqno <= snapshot => Ok(Some(match chunk {
-            Some(c) if c.seqno > current.seqno => c,
-            _ => current,
-        })),
-        (Some(chunk), _) => Ok(Some(chunk)),
-        // The state holds a version newer than the snapshot: only history knows older ones.
-        (None, Some(_)) => older_version(state, key, snapshot),
-        // Deletions stay in state/, so a key in neither place was never committed.
-        (None, None) => Ok(None),
-    }
-}
-
-fn older_version(state: &State, key: &[u8], snapshot: SeqNo) -> Result<Option<Entry>> {
-    Ok(history_locked(state, key)?
-        .into_iter()
-        .map(|v| v.entry)
-        .filter(|e| e.seqno <= snapshot)
-        .max_by_key(|e| e.seqno))
-}
-
-fn history_locked(state: &State, key: &[u8]) -> Result<Vec<Version>> {
-    let mut versions = Vec::new();
-    let mut next = state.head;
-    while let Some(id) = next {
-        let commit = state
-            .repo
-            .find_commit(id)
-            .map_err(|e| Error::git(format!("read commit {id}"), e))?;
-        let parent = commit.parent_ids().next();
-        let tree = commit
-            .tree()
-            .map_err(|e| Error::git(format!("read the tree of {id}"), e))?;
-        let before = match parent {
-            Some(p) => Some(head_tree(&state.repo, p)?),
-            None => None,
+    /// The newest version of `key` as the repository held it at a past commit or time; `None`
+    /// when the key did not exist then (or the time is before the first commit).
+    pub fn get_at(&self, key: &[u8], at: At) -> Result<Option<Entry>> {
+        let state = self.lock();
+        let Some(head) = state.head else {
+            return Ok(None);
         };
-        for (name, blob) in chunk_files(&state.repo, &tree)? {
-            let known = before
-                .as_ref()
-                .is_some_and(|t| t.get_path(Path::new(&format!("chunks/{name}"))).is_ok());
-            if known {
-                continue;
-            }
-            for entry in parse_chunk(&state.repo, &name, blob)?
-                .into_iter()
-                .filter(|(k, _)| k == key)
-                .map(|(_, e)| e)
-            {
-                versions.push(Version {
-                    entry,
-                    commit: id,
-                    time: commit.time().seconds(),
-                });
-            }
-        }
-        next = parent;
-    }
-    versions.sort_by_key(|v| v.entry.seqno);
-    Ok(versions)
-}
-
-fn head_tree(repo: &Repository, id: Oid) -> Result<Tree<'_>> {
-    repo.find_commit(id)
-        .and_then(|c| c.tree())
-        .map_err(|e| Error::git(format!("read the tree of {id}"), e))
-}
-
-/// The version of `key` in `state/` of `tree`.
-fn state_entry(repo: &Repository, tree: &Tree<'_>, key: &[u8]) -> Result<Option<Entry>> {
-    let path = names::state_path(key)?;
-    let entry = match tree.get_path(Path::new(&path)) {
-        Ok(entry) => entry,
-        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
-        Err(e) => return Err(Error::git(format!("look up {path}"), e)),
-    };
-    let blob = repo
-        .find_blob(entry.id())
-        .map_err(|e| Error::git(format!("read {path}"), e))?;
-    let (doc_key, value) =
-        codec::decode(blob.content()).map_err(|detail| Error::corrupt(&path, detail))?;
-    if doc_key.is_some_and(|k| k != key) {
-        return Err(Error::corrupt(&path, "the blob names another key"));
-    }
-    Ok(Some(value))
-}
-
-/// Calls `visit` with every key in `state/` of `tree`.
-fn for_each_state_key(
-    repo: &Repository,
-    tree: &Tree<'_>,
-    mut visit: impl FnMut(Vec<u8>),
-) -> Result<()> {
-    let Ok(state) = tree.get_path(Path::new("state")) else {
-        return Ok(());
-    };
-    let subtree = |id: Oid| {
-        repo.find_tree(id)
-            .map_err(|e| Error::git(format!("read tree {id}"), e))
-    };
-    for first in subtree(state.id())?.iter() {
-        for second in subtree(first.id())?.iter() {
-            for leaf in subtree(second.id())?.iter() {
-                let name = leaf.name().unwrap_or_default();
-                match names::unescape(name) {
-                    Some(key) => visit(key),
-                    None if names::is_hashed(name) => {
-                        let blob = repo
-                            .find_blob(leaf.id())
-                            .map_err(|e| Error::git(format!("read {name}"), e))?;
-                        match codec::decode(blob.content()) {
-                            Ok((Some(key), _)) => visit(key),
-                            _ => {
-                                return Err(Error::corrupt(
-                                    name,
-                                    "a shortened name's blob has no key",
-                                ))
-                            }
-                        }
-                    }
-                    None => return Err(Error::corrupt(name, "not a name this store writes")),
+        let commit = match at {
+            At::Commit(id) => {
+                let reachable = id == head
+                    || state
+                        .repo
+                        .graph_descendant_of(head, id)
+                        .map_err(|e| Error::git(format!("look for {id} in history"), e))?;
+                if !reachable {
+                    return Err(Error::corrupt(
+                        &self.path,
+                        format!("commit {id} is not in this store's history"),
+                    ));
                 }
+                id
             }
-        }
+            At::Time(seconds) => match read::commit_at_time(&state.repo, head, seconds)? {
+                Some(id) => id,
+                None => return Ok(None),
+            },
+        };
+        read::get_in_commit(&state.repo, &self.writer, commit, key)
     }
-    Ok(())
 }
 
-/// The chunk files of `tree`, in name order, with their blob ids.
-fn chunk_files(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<(String, Oid)>> {
-    let Ok(chunks) = tree.get_path(Path::new("chunks")) else {
-        return Ok(Vec::new());
-    };
-    let chunks = repo
-        .find_tree(chunks.id())
-        .map_err(|e| Error::git("read chunks/", e))?;
-    let mut files: Vec<(String, Oid)> = chunks
-        .iter()
-        .filter(|e| e.kind() == Some(ObjectType::Blob))
-        .filter_map(|e| Some((e.name()?.to_owned(), e.id())))
-        .collect();
-    files.sort();
-    Ok(files)
+/// How [`ColdStore::integrate`] took in another writer's head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Integration {
+    /// This history already contained it.
+    UpToDate,
+    /// The branch moved forward to it.
+    FastForward,
+    /// A merge commit joins the two.
+    Merged,
 }
 
-/// The changes in one chunk file.
-fn parse_chunk(repo: &Repository, name: &str, blob: Oid) -> Result<Vec<(Vec<u8>, Entry)>> {
-    let blob = repo
-        .find_blob(blob)
-        .map_err(|e| Error::git(format!("read chunks/{name}"), e))?;
-    let mut changes = Vec::new();
-    for (number, line) in blob.content().split(|&b| b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let at = || format!("chunks/{name} line {}", number + 1);
-        match codec::decode(line) {
-            Ok((Some(key), entry)) => changes.push((key, entry)),
-            Ok((None, _)) => return Err(Error::corrupt(at(), "a change without a key")),
-            Err(detail) => return Err(Error::corrupt(at(), detail)),
-        }
-    }
-    Ok(changes)
+/// A point in the repository's past, for [`ColdStore::get_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// As of this commit.
+    Commit(Oid),
+    /// As of the newest commit made at or before this time, in seconds since the Unix epoch.
+    Time(i64),
 }
 
-/// Reads the head's trailers and unfolded chunks into `state`.
-fn load_head(path: &Path, state: &mut State, head: Oid) -> Result<()> {
-    let commit = state
-        .repo
-        .find_commit(head)
-        .map_err(|e| Error::git(format!("read head {head}"), e))?;
-    let message = commit.message().unwrap_or_default().to_owned();
-    let number = |name: &str| -> Result<Lsn> {
-        repo::trailer(&message, name)
-            .ok_or_else(|| Error::corrupt(path, format!("head {head} has no {name} trailer")))?
-            .parse()
-            .map_err(|_| {
-                Error::corrupt(path, format!("head {head} has a malformed {name} trailer"))
-            })
-    };
-    state.watermark = number("Strata-Lsn")?;
-    state.state_lsn = number("Strata-State-Lsn")?;
-    state.hlc = repo::trailer(&message, "Strata-Hlc")
-        .and_then(Hlc::parse)
-        .unwrap_or_default();
-    let tree = commit
-        .tree()
-        .map_err(|e| Error::git("read the head tree", e))?;
-    for (name, blob) in chunk_files(&state.repo, &tree)? {
-        for (key, entry) in parse_chunk(&state.repo, &name, blob)? {
-            add_version(&mut state.overlay, Key::new(&key)?, entry);
+/// Config entry remembering that other writers' versions may be in the repository.
+const SHARED_CONFIG: &str = "strata.shared";
+
+fn is_shared(repo: &Repository) -> bool {
+    repo.config()
+        .and_then(|c| c.get_bool(SHARED_CONFIG))
+        .unwrap_or(false)
+}
+
+/// Marks the repository as holding other writers' versions (before any of them arrive).
+pub(crate) fn mark_shared(repo: &Repository) -> Result<()> {
+    repo.config()
+        .and_then(|mut c| c.set_bool(SHARED_CONFIG, true))
+        .map_err(|e| Error::git("mark the repository shared", e))
+}
+
+/// Reads the head's unfolded chunks and this writer's watermarks into `state`.
+fn load_head(path: &Path, state: &mut State, head: Oid, own: &str) -> Result<()> {
+    let marks = read::own_marks(&state.repo, path, head, own)?;
+    let tree = read::commit_tree(&state.repo, head)?;
+    let (overlay, chunks) = read::load_chunks(&state.repo, &tree)?;
+    state.watermark = marks.committed;
+    state.state_lsn = marks.folded;
+    state.hlc = state.hlc.max(marks.hlc);
+    for name in &chunks {
+        if let Some(stamp) = Stamp::of_chunk(name) {
+            state.hlc = state.hlc.max(stamp.hlc);
+            state.shared |= stamp.writer != own;
         }
-        state.chunks.push(name);
     }
+    state.overlay = overlay;
+    state.chunks = chunks;
     Ok(())
 }
 

@@ -127,7 +127,11 @@ fn values_are_readable_with_git_show_and_commits_carry_trailers() {
         .unwrap(); // folds
     let path = names::state_path(b"task:7").unwrap();
     let blob = common::git(&repo, &["show", &format!("HEAD:{path}")]);
-    assert_eq!(blob, r#"{"value":{"title":"write docs"},"lsn":41}"#);
+    // The state blob also names the chunk the version came from (clock reading and writer).
+    assert_eq!(
+        blob,
+        r#"{"value":{"title":"write docs"},"lsn":41,"at":"0001700000000000-000000-wtest"}"#
+    );
     assert_eq!(store.committed_lsn(), 50);
 }
 

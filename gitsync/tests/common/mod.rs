@@ -58,13 +58,103 @@ pub fn assert_fsck_clean(repo: &Path) {
         .args(["fsck", "--strict", "--no-dangling"])
         .output()
         .expect("run git fsck");
-    let report = format!(
+    // An empty repository (a remote nobody could push to) draws notices, not problems.
+    let report: String = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
+    )
+    .lines()
+    .filter(|line| !line.starts_with("notice:"))
+    .collect();
     assert!(
         out.status.success() && report.trim().is_empty(),
         "git fsck --strict: {report}"
     );
+}
+
+/// Opens a store with its own writer id and clock.
+pub fn open_writer(path: &Path, writer: &str, clock: Arc<ManualClock>) -> Arc<ColdStore> {
+    let options = ColdOptions {
+        keep_chunks: 3,
+        writer_id: Some(writer.into()),
+        ..ColdOptions::default()
+    };
+    Arc::new(ColdStore::open(path, options, clock).unwrap())
+}
+
+/// Creates an empty bare repository to push to.
+pub fn bare_remote(path: &Path) {
+    let out = Command::new("git")
+        .args(["init", "--bare", "--quiet", "--initial-branch=main"])
+        .arg(path)
+        .output()
+        .expect("run git init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A port on 127.0.0.1 that nothing listens on (at the moment of asking).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// `git daemon` serving every repository under a directory, pushes allowed; killed on drop.
+pub struct Daemon {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Daemon {
+    pub fn start(base: &Path) -> Daemon {
+        Daemon::start_on(base, free_port())
+    }
+
+    pub fn start_on(base: &Path, port: u16) -> Daemon {
+        let child = Command::new("git")
+            .arg("daemon")
+            .arg("--reuseaddr")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg("--export-all")
+            .arg("--enable=receive-pack")
+            .arg("--informative-errors")
+            .arg(base)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start git daemon");
+        let daemon = Daemon { child, port };
+        // Waiting for a server to listen is not timing logic: poll until it answers.
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return daemon;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("git daemon did not start on port {port}");
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every key of a store with its newest version.
+pub fn dump(store: &ColdStore) -> Vec<(Key, Entry)> {
+    store
+        .scan(&strata_tiering::KeyRange::all(), strata_tiering::LATEST)
+        .unwrap()
 }
