@@ -12,5 +12,11 @@
 //! `Store` with recovery, transactions, keyspaces and backups. Until then it re-exports the
 //! layers that exist, so applications can depend on `strata` alone.
 
+pub mod config;
+mod error;
+pub mod lock;
+
+pub use crate::config::Config;
+pub use crate::error::{Error, Result};
 pub use strata_tiering as tiering;
 pub use strata_wal as wal;

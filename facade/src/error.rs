@@ -1,0 +1,69 @@
+//! The facade's one error type.
+
+use std::path::PathBuf;
+
+use strata_tiering::ErrorKind;
+
+/// Everything that can go wrong opening and using a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another opener holds the store directory.
+    #[error("store {dir} is locked by {holder}")]
+    Locked {
+        /// The store directory.
+        dir: PathBuf,
+        /// Who holds it, as the lock file says (`pid <n>`).
+        holder: String,
+    },
+
+    /// The configuration could not be read or is invalid.
+    #[error("configuration {path}: {detail}")]
+    Config {
+        /// The file, or the setting.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A tier, the router or a shared type reported an error.
+    #[error(transparent)]
+    Tiering(#[from] strata_tiering::Error),
+
+    /// The write-ahead log reported an error.
+    #[error(transparent)]
+    Wal(#[from] strata_wal::Error),
+
+    /// The cold or remote tier reported an error.
+    #[error(transparent)]
+    Cold(#[from] strata_gitsync::Error),
+}
+
+impl Error {
+    /// The category of the failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Locked { .. } => ErrorKind::Unavailable,
+            Error::Config { .. } => ErrorKind::InvalidInput,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Tiering(e) => e.kind(),
+            Error::Wal(_) => ErrorKind::Io,
+            Error::Cold(e) => e.kind(),
+        }
+    }
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
