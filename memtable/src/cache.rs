@@ -353,6 +353,23 @@ impl HotCache {
         }
     }
 
+    /// The cached entries whose keys `keep` accepts, in ascending key order. Reads the whole
+    /// cache under its shared lock: a cache is for point reads, and this is for the rare scan
+    /// that must see cache-only entries.
+    pub fn entries(&self, mut keep: impl FnMut(&[u8]) -> bool) -> Vec<(Key, Entry)> {
+        let ring = self.read();
+        let mut out: Vec<(Key, Entry)> = ring
+            .slots
+            .iter()
+            .flatten()
+            .filter(|slot| keep(slot.key.as_bytes()))
+            .map(|slot| (slot.key.clone(), slot.entry.clone()))
+            .collect();
+        drop(ring);
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Entries held.
     pub fn len(&self) -> u64 {
         self.read().items()

@@ -55,6 +55,7 @@
 //! internal and separate from seqnos, which arrive in any order.
 
 mod cache;
+mod cache_tier;
 mod cursor;
 mod frozen;
 mod memtable;
@@ -65,6 +66,7 @@ mod versions;
 pub use cache::{
     CacheConfig, CacheStats, HotCache, InsertOutcome, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ITEMS,
 };
+pub use cache_tier::{CacheTier, EvictablePolicy};
 pub use cursor::Scan;
 pub use frozen::{FrozenIter, FrozenMemtable};
 pub use memtable::Memtable;
