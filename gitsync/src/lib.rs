@@ -32,6 +32,7 @@ mod error;
 pub mod hlc;
 mod merge;
 pub mod names;
+mod packfile;
 mod read;
 mod remote;
 pub mod repo;

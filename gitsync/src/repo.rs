@@ -1,7 +1,7 @@
 //! The bare repository: creating it, configuring it safely, and writing one commit as one pack.
 //!
 //! ```text
-//!   objects of a commit ──► mempack (in memory) ──dump──► one .pack + .idx (fsynced)
+//!   new objects of a commit ──► staging database (in memory) ──► one .pack + .idx (fsynced)
 //!                                                          │
 //!   refs/heads/main ──compare-and-swap──────────────────────┘ (only after the pack is durable)
 //! ```
@@ -15,11 +15,15 @@ use std::os::raw::c_int;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+
 use git2::{
-    build::TreeUpdateBuilder, Buf, ErrorCode, Oid, Repository, RepositoryInitOptions, Signature,
+    build::TreeUpdateBuilder, ErrorCode, FileMode, Odb, Oid, Repository, RepositoryInitOptions,
+    Signature,
 };
 
 use crate::error::{Error, Result};
+use crate::packfile;
 
 /// The branch the cold tier commits to.
 pub const BRANCH: &str = "refs/heads/main";
@@ -33,13 +37,17 @@ const REMOTE_CONNECT_TIMEOUT_MS: c_int = 10_000;
 /// How long libgit2 waits for a remote to answer, in milliseconds.
 const REMOTE_IO_TIMEOUT_MS: c_int = 60_000;
 
-/// Makes libgit2 fsync object files, packs, refs and their directories (off by default).
-fn enable_fsync() -> Result<()> {
+/// Sets libgit2's process-wide options once: fsync of objects and refs, the open-pack bound,
+/// remote timeouts, and no user or system configuration.
+///
+/// libgit2 does not fsync objects, packs, refs or their directories unless told to.
+fn configure_libgit2() -> Result<()> {
     static RESULT: OnceLock<i32> = OnceLock::new();
     let code = *RESULT.get_or_init(|| {
-        // SAFETY: `git_libgit2_opts` with GIT_OPT_ENABLE_FSYNC_GITDIR takes exactly one int
-        // argument, which is what is passed. It writes a libgit2 global; `OnceLock` makes this
-        // the only write, and it happens before this crate opens any repository.
+        // SAFETY: `git_libgit2_opts` is variadic; each call below passes exactly the arguments
+        // its option documents (noted at each call). The options write libgit2 globals;
+        // `OnceLock` makes these the only writes, before this crate opens any repository, and
+        // the path given to GIT_OPT_SET_SEARCH_PATH is a static string (libgit2 copies it).
         #[allow(unsafe_code)]
         unsafe {
             libgit2_sys::init();
@@ -62,7 +70,35 @@ fn enable_fsync() -> Result<()> {
                 libgit2_sys::GIT_OPT_SET_SERVER_TIMEOUT as c_int,
                 REMOTE_IO_TIMEOUT_MS,
             );
-            fsync.min(packs).min(connect).min(server)
+            // GIT_OPT_SET_SEARCH_PATH takes a level (int) and a NUL-terminated path, here an
+            // empty static string: the user's and the system's git configuration never reach
+            // the cold repository (an `fsync` or `hooksPath` set there, say).
+            let mut search = 0;
+            for level in [
+                libgit2_sys::GIT_CONFIG_LEVEL_PROGRAMDATA,
+                libgit2_sys::GIT_CONFIG_LEVEL_SYSTEM,
+                libgit2_sys::GIT_CONFIG_LEVEL_XDG,
+                libgit2_sys::GIT_CONFIG_LEVEL_GLOBAL,
+            ] {
+                search = search.min(libgit2_sys::git_libgit2_opts(
+                    libgit2_sys::GIT_OPT_SET_SEARCH_PATH as c_int,
+                    level as c_int,
+                    c"".as_ptr(),
+                ));
+            }
+            // One int: objects read from packs are not hashed again on every read. Packs carry
+            // a CRC per object and zlib's checksum, and `git fsck` (and `verify`) still hash
+            // everything; re-hashing each tree on each lookup was most of a fold's time.
+            let verify = libgit2_sys::git_libgit2_opts(
+                libgit2_sys::GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION as c_int,
+                0 as c_int,
+            );
+            fsync
+                .min(packs)
+                .min(connect)
+                .min(server)
+                .min(search)
+                .min(verify)
         }
     });
     if code < 0 {
@@ -76,7 +112,7 @@ fn enable_fsync() -> Result<()> {
 
 /// Opens the bare repository at `path`, creating and configuring it if it does not exist.
 pub fn open_or_init(path: &Path) -> Result<Repository> {
-    enable_fsync()?;
+    configure_libgit2()?;
     let repo = if path.join("HEAD").exists() {
         Repository::open_bare(path)
             .map_err(|e| Error::git(format!("open {}", path.display()), e))?
@@ -138,54 +174,192 @@ pub struct NewCommit<'a> {
     pub signature: &'a Signature<'static>,
 }
 
-/// Builds a commit whose tree is the parent's tree with `edit`'s changes, writes all its new
-/// objects as one fsynced pack, and moves `BRANCH` from `parent` to it. Returns its id.
+/// The edits of one commit, staged in memory.
+///
+/// New objects go to a private in-memory object database, never to the repository's own
+/// until they leave as one pack. That matters for speed as much as for tidiness: libgit2
+/// looks every new object up in the repository first, and a miss there rescans the pack
+/// directory — once per object. The staging database holds only the new objects and copies
+/// of the few existing trees the edits pass through, so its misses cost nothing.
+pub struct Staging<'r> {
+    real: &'r Repository,
+    repo: Repository,
+    updates: TreeUpdateBuilder,
+    /// Directories (`""` for the root) whose trees the edits change.
+    dirs: BTreeSet<String>,
+    /// Objects copied from the repository (not to be packed again).
+    copied: HashSet<Oid>,
+    /// New blobs.
+    blobs: HashSet<Oid>,
+}
+
+impl Staging<'_> {
+    /// Writes a new blob.
+    pub fn blob(&mut self, bytes: &[u8]) -> Result<Oid> {
+        let id = self
+            .repo
+            .blob(bytes)
+            .map_err(|e| Error::git("stage a blob", e))?;
+        self.blobs.insert(id);
+        Ok(id)
+    }
+
+    /// Sets `path` to blob `id` (a new blob, or one already in the repository).
+    pub fn upsert(&mut self, path: &str, id: Oid) -> Result<()> {
+        if !self.blobs.contains(&id) {
+            self.adopt(id)?;
+        }
+        self.touch(path);
+        self.updates.upsert(path, id, FileMode::Blob);
+        Ok(())
+    }
+
+    /// Removes `path`.
+    pub fn remove(&mut self, path: &str) {
+        self.touch(path);
+        self.updates.remove(path);
+    }
+
+    fn touch(&mut self, path: &str) {
+        let mut dir = path;
+        while let Some((parent, _)) = dir.rsplit_once('/') {
+            if !self.dirs.insert(parent.to_owned()) {
+                return;
+            }
+            dir = parent;
+        }
+        self.dirs.insert(String::new());
+    }
+
+    /// Copies an existing object into the staging database, so that new objects may refer to
+    /// it (libgit2 checks that referenced objects exist).
+    fn adopt(&mut self, id: Oid) -> Result<()> {
+        if self.copied.contains(&id) {
+            return Ok(());
+        }
+        let source = self
+            .real
+            .odb()
+            .map_err(|e| Error::git("open the object database", e))?;
+        let object = source
+            .read(id)
+            .map_err(|e| Error::git(format!("read object {id}"), e))?;
+        self.repo
+            .odb()
+            .and_then(|odb| odb.write(object.kind(), object.data()))
+            .map_err(|e| Error::git(format!("stage object {id}"), e))?;
+        self.copied.insert(id);
+        Ok(())
+    }
+}
+
+/// The ids of the trees at `dirs` (`""` for the root) inside `root`, for those that exist.
+///
+/// Each id is read from its parent tree's entry, and only parents are ever loaded: a fold
+/// touches thousands of leaf directories, and loading each one would cost a read, an inflate
+/// and a parse apiece for nothing.
+fn subtree_ids<'r>(
+    repo: &'r Repository,
+    root: &git2::Tree<'r>,
+    dirs: &BTreeSet<String>,
+) -> Result<HashMap<String, Oid>> {
+    let mut ids = HashMap::with_capacity(dirs.len());
+    let mut loaded: HashMap<&str, git2::Tree<'r>> = HashMap::new();
+    loaded.insert("", root.clone());
+    ids.insert(String::new(), root.id());
+    // Sorted order visits every parent before its children.
+    for dir in dirs.iter().filter(|d| !d.is_empty()) {
+        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir.as_str()));
+        if !loaded.contains_key(parent) {
+            let Some(&id) = ids.get(parent) else {
+                continue;
+            };
+            let tree = repo
+                .find_tree(id)
+                .map_err(|e| Error::git(format!("read tree {parent}"), e))?;
+            loaded.insert(parent, tree);
+        }
+        let Some(parent_tree) = loaded.get(parent) else {
+            continue;
+        };
+        if let Some(entry) = parent_tree.get_name(name) {
+            if entry.kind() == Some(git2::ObjectType::Tree) {
+                ids.insert(dir.clone(), entry.id());
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Builds a commit whose tree is the parent's tree with `edit`'s changes, writes exactly its
+/// new objects as one fsynced pack, and moves `BRANCH` from `parent` to it. Returns its id.
 pub fn write_commit(
     path: &Path,
     commit: &NewCommit<'_>,
-    edit: impl FnOnce(&Repository, &mut TreeUpdateBuilder, &git2::Tree<'_>) -> Result<()>,
+    edit: impl FnOnce(&mut Staging<'_>) -> Result<()>,
 ) -> Result<Oid> {
-    // A fresh handle per commit: its object database gets the in-memory backend, which then
-    // goes away with it instead of piling up on a long-lived handle.
-    let repo = Repository::open_bare(path).map_err(|e| Error::git("open for commit", e))?;
-    let odb = repo
-        .odb()
-        .map_err(|e| Error::git("open the object database", e))?;
-    let mempack = odb
-        .add_new_mempack_backend(1000)
+    let real = Repository::open_bare(path).map_err(|e| Error::git("open for commit", e))?;
+    let odb = Odb::new().map_err(|e| Error::git("make a staging database", e))?;
+    odb.add_new_mempack_backend(1)
         .map_err(|e| Error::git("add the in-memory pack", e))?;
-
-    let base = match commit.parent {
-        Some(parent) => repo
-            .find_commit(parent)
-            .and_then(|c| c.tree())
-            .map_err(|e| Error::git(format!("read commit {parent}"), e))?,
-        None => {
-            let empty = repo
-                .treebuilder(None)
-                .and_then(|b| b.write())
-                .map_err(|e| Error::git("write the empty tree", e))?;
-            repo.find_tree(empty)
-                .map_err(|e| Error::git("read the empty tree", e))?
-        }
+    let repo = Repository::from_odb(odb).map_err(|e| Error::git("make a staging database", e))?;
+    let mut stage = Staging {
+        real: &real,
+        repo,
+        updates: TreeUpdateBuilder::new(),
+        dirs: BTreeSet::new(),
+        copied: HashSet::new(),
+        blobs: HashSet::new(),
     };
-    let mut updates = TreeUpdateBuilder::new();
-    edit(&repo, &mut updates, &base)?;
-    let tree_id = updates
-        .create_updated(&repo, &base)
+    let base_tree = match commit.parent {
+        Some(parent) => Some(
+            real.find_commit(parent)
+                .and_then(|c| c.tree())
+                .map_err(|e| Error::git(format!("read commit {parent}"), e))?,
+        ),
+        None => None,
+    };
+    edit(&mut stage)?;
+    stage.dirs.insert(String::new());
+
+    // The trees the edits pass through, copied so the builder can rewrite them.
+    let base_id = match &base_tree {
+        Some(tree) => {
+            for id in subtree_ids(&real, tree, &stage.dirs)?.into_values() {
+                stage.adopt(id)?;
+            }
+            tree.id()
+        }
+        None => stage
+            .repo
+            .treebuilder(None)
+            .and_then(|b| b.write())
+            .map_err(|e| Error::git("write the empty tree", e))?,
+    };
+    for id in commit.parent.iter().chain(commit.other_parents) {
+        stage.adopt(*id)?;
+    }
+    let staged = &stage.repo;
+    let base = staged
+        .find_tree(base_id)
+        .map_err(|e| Error::git("read the base tree", e))?;
+    let tree_id = stage
+        .updates
+        .create_updated(staged, &base)
         .map_err(|e| Error::git("build the tree", e))?;
-    let tree = repo
+    let tree = staged
         .find_tree(tree_id)
         .map_err(|e| Error::git("read the new tree", e))?;
     let mut parents = Vec::new();
     for id in commit.parent.iter().chain(commit.other_parents) {
         parents.push(
-            repo.find_commit(*id)
+            staged
+                .find_commit(*id)
                 .map_err(|e| Error::git(format!("read parent {id}"), e))?,
         );
     }
     let parent_refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
-    let id = repo
+    let id = staged
         .commit(
             None,
             commit.signature,
@@ -196,11 +370,36 @@ pub fn write_commit(
         )
         .map_err(|e| Error::git("write the commit", e))?;
 
-    let mut pack = Buf::new();
-    mempack
-        .dump(&repo, &mut pack)
-        .map_err(|e| Error::git("pack the commit's objects", e))?;
-    let mut writer = odb
+    // Exactly the new objects: the blobs, the rewritten trees, the commit.
+    let mut new_objects: Vec<Oid> = stage.blobs.iter().copied().collect();
+    new_objects.extend(
+        subtree_ids(staged, &tree, &stage.dirs)?
+            .into_values()
+            .filter(|id| !stage.copied.contains(id)),
+    );
+    new_objects.push(id);
+    new_objects.sort();
+    new_objects.dedup();
+    let staged_odb = staged
+        .odb()
+        .map_err(|e| Error::git("open the staging database", e))?;
+    let mut contents = Vec::with_capacity(new_objects.len());
+    for object in &new_objects {
+        let read = staged_odb
+            .read(*object)
+            .map_err(|e| Error::git(format!("read staged object {object}"), e))?;
+        contents.push(read);
+    }
+    let pack =
+        packfile::build(contents.iter().map(|o| (o.kind(), o.data()))).map_err(|e| Error::Io {
+            op: "build pack",
+            path: path.join("objects/pack"),
+            source: e,
+        })?;
+    let target = real
+        .odb()
+        .map_err(|e| Error::git("open the object database", e))?;
+    let mut writer = target
         .packwriter()
         .map_err(|e| Error::git("open a pack writer", e))?;
     writer.write_all(&pack).map_err(|e| Error::Io {
@@ -211,11 +410,8 @@ pub fn write_commit(
     writer
         .commit()
         .map_err(|e| Error::git("store the pack", e))?;
-    mempack
-        .reset()
-        .map_err(|e| Error::git("clear the in-memory pack", e))?;
 
-    move_branch(&repo, commit.parent, id)?;
+    move_branch(&real, commit.parent, id)?;
     Ok(id)
 }
 

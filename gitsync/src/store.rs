@@ -26,7 +26,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use git2::{FileMode, Oid, Repository, Signature, Time};
+use git2::{Oid, Repository, Signature, Time};
 use strata_tiering::clock::Clock;
 use strata_tiering::{Change, Entry, Key, KeyRange, Lsn, SeqNo};
 
@@ -326,12 +326,9 @@ impl ColdStore {
             message: &message,
             signature: &signature,
         };
-        let written = repo::write_commit(&self.path, &commit, |repo, updates, _| {
-            let blob = repo
-                .blob(&content)
-                .map_err(|e| Error::git("write a chunk", e))?;
-            updates.upsert(format!("chunks/{name}"), blob, FileMode::Blob);
-            Ok(())
+        let written = repo::write_commit(&self.path, &commit, |stage| {
+            let blob = stage.blob(&content)?;
+            stage.upsert(&format!("chunks/{name}"), blob)
         });
         let id = match written {
             Ok(id) => id,
@@ -429,15 +426,13 @@ impl ColdStore {
             signature: &signature,
         };
         let chunks = &state.chunks;
-        let id = repo::write_commit(&self.path, &commit, |repo, updates, _| {
+        let id = repo::write_commit(&self.path, &commit, |stage| {
             for (path, bytes) in &edits {
-                let blob = repo
-                    .blob(bytes)
-                    .map_err(|e| Error::git("write a state blob", e))?;
-                updates.upsert(path.as_str(), blob, FileMode::Blob);
+                let blob = stage.blob(bytes)?;
+                stage.upsert(path, blob)?;
             }
             for chunk in chunks {
-                updates.remove(format!("chunks/{chunk}"));
+                stage.remove(&format!("chunks/{chunk}"));
             }
             Ok(())
         })?;
@@ -512,12 +507,12 @@ impl ColdStore {
             message: &message,
             signature: &signature,
         };
-        let written = repo::write_commit(&self.path, &commit, |_, updates, _| {
+        let written = repo::write_commit(&self.path, &commit, |stage| {
             for (path, blob) in &edits {
                 match blob {
-                    Some(id) => updates.upsert(path.as_str(), *id, FileMode::Blob),
-                    None => updates.remove(path.as_str()),
-                };
+                    Some(id) => stage.upsert(path, *id)?,
+                    None => stage.remove(path),
+                }
             }
             Ok(())
         });

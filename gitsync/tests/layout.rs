@@ -148,6 +148,10 @@ fn every_commit_is_one_pack_and_no_object_is_loose() {
     }
     assert_eq!(loose_objects(&repo), 0);
     assert_eq!(packs(&repo), 5);
+    // Each pack holds only what its commit added: the chunk blob, the root and chunks/ trees
+    // and the commit, never the objects earlier commits already stored.
+    let counts = common::git(&repo, &["count-objects", "-v"]);
+    assert!(counts.contains("in-pack: 20\n"), "{counts}");
     common::assert_fsck_clean(&repo);
 }
 
