@@ -66,6 +66,107 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+
+    /// The write-ahead log failed while the Router was using it. The log's own error is the
+    /// [`source`](std::error::Error::source), as for [`Error::Tier`].
+    #[error("log {op} failed{}", for_key(key.as_ref()))]
+    Log {
+        /// What the Router was doing: `append`, `sync`, `read`, `probe`.
+        op: &'static str,
+        /// The first key of the write concerned, when there was one.
+        key: Option<Key>,
+        /// The log's own error.
+        #[source]
+        source: strata_wal::Error,
+    },
+
+    /// A tier was not called because its circuit breaker is open, or was skipped by a read
+    /// that could not be answered without it.
+    #[error("tier `{tier}` is unavailable{}: {reason}", for_key(key.as_ref()))]
+    TierUnavailable {
+        /// The tier's name.
+        tier: String,
+        /// The key being read or written, when there was one.
+        key: Option<Key>,
+        /// Why the tier was not used.
+        reason: String,
+    },
+
+    /// A classification pattern could not be parsed.
+    #[error("invalid classification pattern `{pattern}`: {reason}")]
+    InvalidPattern {
+        /// The rejected pattern, escaped and truncated.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The key is reserved for the store's own records and cannot be written or read.
+    #[error("key `{0}` is reserved for the store's own use")]
+    ReservedKey(Key),
+
+    /// A write arrived while the store is degraded and its replay queue is full. The write
+    /// was not accepted in any form.
+    #[error("write of key `{key}` refused: the replay queue is full ({capacity} changes)")]
+    ReplayQueueFull {
+        /// The first key of the refused write.
+        key: Key,
+        /// The queue's bound, in changes.
+        capacity: usize,
+    },
+
+    /// A write arrived while the store is degraded and the fallback cache already holds as
+    /// many distinct keys as it may. The write was not accepted in any form.
+    #[error("write of key `{key}` refused: the fallback cache is full ({capacity} keys)")]
+    FallbackFull {
+        /// The first key of the write that did not fit.
+        key: Key,
+        /// The cache's bound, in keys.
+        capacity: usize,
+    },
+
+    /// A wait for a durability stage ran out of time.
+    #[error("timed out after {waited_ms} ms waiting for stage {stage} to reach LSN {lsn} (it is at {reached})")]
+    WaitTimeout {
+        /// The stage waited for.
+        stage: &'static str,
+        /// The LSN it had to reach.
+        lsn: crate::Lsn,
+        /// Where it was when the wait gave up.
+        reached: crate::Lsn,
+        /// How long the wait lasted.
+        waited_ms: u64,
+    },
+
+    /// Reading or writing the persisted classification rules failed.
+    #[error("classification rules at {}: {op} failed", path.display())]
+    RulesIo {
+        /// The rules file.
+        path: std::path::PathBuf,
+        /// What was being done: `create`, `write`, `fsync`, `rename`, `read`.
+        op: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Persisted classification rules do not parse.
+    #[error("classification rules ({origin}): {detail}")]
+    BadRules {
+        /// Where they came from: the file's path, or `in memory`.
+        origin: String,
+        /// What is wrong with them.
+        detail: String,
+    },
+
+    /// A write carried no operations.
+    #[error("a write must carry at least one operation")]
+    EmptyWrite,
+}
+
+/// Renders ` for key `k`` for messages that may or may not concern one key.
+fn for_key(key: Option<&Key>) -> String {
+    key.map_or_else(String::new, |k| format!(" for key `{k}`"))
 }
 
 impl Error {
@@ -93,15 +194,38 @@ impl Error {
             | Error::UnknownCriticality(_) => ErrorKind::InvalidInput,
             Error::BadRecord { .. } => ErrorKind::Corruption,
             Error::Tier { kind, .. } => *kind,
+            Error::Log { source, .. } => wal_kind(source),
+            Error::TierUnavailable { .. } => ErrorKind::Unavailable,
+            Error::InvalidPattern { .. } | Error::ReservedKey(_) | Error::EmptyWrite => {
+                ErrorKind::InvalidInput
+            }
+            Error::ReplayQueueFull { .. } | Error::FallbackFull { .. } => ErrorKind::Full,
+            Error::WaitTimeout { .. } => ErrorKind::Timeout,
+            Error::RulesIo { .. } => ErrorKind::Io,
+            Error::BadRules { .. } => ErrorKind::Corruption,
         }
     }
 
-    /// The name of the tier that failed, for tier errors.
+    /// The name of the tier that failed, for tier errors (`log` for the write-ahead log).
     pub fn tier_name(&self) -> Option<&str> {
         match self {
-            Error::Tier { tier, .. } => Some(tier),
+            Error::Tier { tier, .. } | Error::TierUnavailable { tier, .. } => Some(tier),
+            Error::Log { .. } => Some("log"),
             _ => None,
         }
+    }
+}
+
+/// Sorts the log's errors into kinds, so the log's circuit breaker can treat them like any
+/// tier's.
+fn wal_kind(error: &strata_wal::Error) -> ErrorKind {
+    use strata_wal::Error as W;
+    match error {
+        W::Io { .. } | W::NotDurable { .. } => ErrorKind::Io,
+        W::Corruption { .. } => ErrorKind::Corruption,
+        W::Stopped(_) | W::Unavailable(_) => ErrorKind::Unavailable,
+        W::EmptyBatch | W::RecordTooLarge { .. } => ErrorKind::InvalidInput,
+        _ => ErrorKind::Other,
     }
 }
 
@@ -123,6 +247,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The tier ran out of space or hit a capacity bound.
     Full,
+    /// A wait for something to happen ran out of time.
+    Timeout,
     /// Anything else.
     Other,
 }
@@ -136,6 +262,7 @@ impl ErrorKind {
             ErrorKind::Corruption => "corruption",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Full => "full",
+            ErrorKind::Timeout => "timed out",
             ErrorKind::Other => "other error",
         }
     }
@@ -196,6 +323,40 @@ mod tests {
         let e = Error::tier("cold", ErrorKind::Unavailable, "remote unreachable");
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert_eq!(e.source().unwrap().to_string(), "remote unreachable");
+    }
+
+    #[test]
+    fn router_errors_name_what_and_where() {
+        let key = Key::new("task:1").unwrap();
+        let e = Error::Log {
+            op: "append",
+            key: Some(key.clone()),
+            source: strata_wal::Error::Unavailable("disk gone".into()),
+        };
+        assert_eq!(e.to_string(), "log append failed for key `task:1`");
+        assert_eq!(
+            e.source().unwrap().to_string(),
+            "wal unavailable: disk gone"
+        );
+        assert_eq!(
+            (e.kind(), e.tier_name()),
+            (ErrorKind::Unavailable, Some("log"))
+        );
+        let e = Error::TierUnavailable {
+            tier: "warm".into(),
+            key: Some(key.clone()),
+            reason: "its circuit breaker is open".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "tier `warm` is unavailable for key `task:1`: its circuit breaker is open"
+        );
+        assert_eq!(e.tier_name(), Some("warm"));
+        let full = Error::ReplayQueueFull { key, capacity: 10 };
+        assert_eq!(full.kind(), ErrorKind::Full);
+        assert!(full.to_string().contains("task:1") && full.to_string().contains("10"));
+        assert_eq!(Error::EmptyWrite.kind(), ErrorKind::InvalidInput);
+        assert_eq!(ErrorKind::Timeout.to_string(), "timed out");
     }
 
     #[test]

@@ -9,15 +9,17 @@
 //!   one [`Error`];
 //! - the [`Tier`] trait each level implements, and the [`conformance`] suite each implementation
 //!   is tested against;
-//! - [`MemoryTier`], the reference implementation the suite is checked with.
+//! - [`MemoryTier`], the reference implementation the suite is checked with;
+//! - the [`router`]: the [`Router`] that classifies keys and sends reads and writes through the
+//!   tiers, with its circuit breakers, degraded modes, stage watermarks and archival. It needs
+//!   nothing but the [`Tier`] contract and the log.
 //!
-//! Tier crates depend on this one and never on each other. The Router, which classifies keys and
-//! sends reads and writes through the tiers, will live here too, as it needs nothing but the
-//! [`Tier`] contract and the log.
+//! Tier crates depend on this one and never on each other.
 
 pub mod clock;
 pub mod conformance;
 pub mod record;
+pub mod router;
 
 /// The I/O seam every on-disk tier writes through, defined in `strata-wal` (the lowest crate)
 /// and re-exported here so tier crates need no other dependency. Tests put
@@ -35,6 +37,7 @@ mod types;
 pub use error::{Error, ErrorKind};
 pub use memory::MemoryTier;
 pub use range::{ByteBounds, KeyRange};
+pub use router::{Router, RouterBuilder};
 pub use tier::{EntryIter, Health, Tier, TierStats};
 pub use types::{
     escape_bytes, Change, Criticality, Entry, EntryKind, Key, Limits, Lsn, SeqNo, Value,

@@ -16,6 +16,22 @@
 //!
 //! A batch of changes written together is one WAL batch of such records, atomic on recovery.
 //!
+//! # Probe records
+//!
+//! The Router's health check of the log appends and syncs a *probe record*, which carries no
+//! data. It is an ordinary record of the layout above, so every reader of version 1 decodes it
+//! without error: a LOW delete (criticality 0, kind 1, flags 0, no expiry) of the reserved key
+//! [`PROBE_KEY`] (`\xFF\xFFstrata.probe`, 14 bytes):
+//!
+//! ```text
+//! 01 00 01 00 | 0e 00 00 00 | ff ff 73 74 72 61 74 61 2e 70 72 6f 62 65
+//! ```
+//!
+//! Readers that copy only HIGH and CRITICAL changes (the git committer) skip it as they skip any
+//! LOW record; [`decode_any`] tells it apart as [`Record::Probe`], so replay can skip it too. The
+//! Router refuses writes and reads of the reserved key, so no user change ever looks like a
+//! probe. A record naming the reserved key in any other form is malformed.
+//!
 //! [`Log`]: strata_wal::Log
 
 use crate::error::Error;
@@ -97,6 +113,62 @@ pub fn decode(lsn: Lsn, record: &[u8]) -> Result<(Criticality, Change), Error> {
     Ok((criticality, Change { key, entry }))
 }
 
+/// The key of probe records, reserved: no user write may use it.
+pub const PROBE_KEY: &[u8] = b"\xFF\xFFstrata.probe";
+
+/// Whether `key` is reserved for the store's own records.
+pub fn is_reserved(key: &[u8]) -> bool {
+    key == PROBE_KEY
+}
+
+/// A decoded record of any kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// A put or delete.
+    Change {
+        /// The criticality of the key when it was written.
+        criticality: Criticality,
+        /// The change, its seqno set to the record's LSN.
+        change: Change,
+    },
+    /// A health-check record carrying no data.
+    Probe,
+}
+
+/// Encodes a probe record (see [the module documentation](self#probe-records)).
+pub fn encode_probe() -> Vec<u8> {
+    encode(
+        Criticality::Low,
+        &Key::from_valid(PROBE_KEY),
+        &Entry::tombstone(0),
+    )
+}
+
+/// Decodes the record at `lsn`, telling probe records apart from changes.
+///
+/// [`decode`] reads a probe record as the LOW delete it is encoded as; readers that replay
+/// every change should use this function instead and skip [`Record::Probe`].
+pub fn decode_any(lsn: Lsn, record: &[u8]) -> Result<Record, Error> {
+    let (criticality, change) = decode(lsn, record)?;
+    if !is_reserved(change.key.as_bytes()) {
+        return Ok(Record::Change {
+            criticality,
+            change,
+        });
+    }
+    let canonical = criticality == Criticality::Low
+        && change.entry.is_tombstone()
+        && change.entry.expires_at.is_none();
+    if canonical {
+        Ok(Record::Probe)
+    } else {
+        Err(Error::BadRecord {
+            lsn,
+            detail: "a change of the reserved probe key".to_owned(),
+        })
+    }
+}
+
 fn split(bytes: &[u8], at: usize) -> Option<(&[u8], &[u8])> {
     (at <= bytes.len()).then(|| bytes.split_at(at))
 }
@@ -118,6 +190,44 @@ mod tests {
         let del = Entry::tombstone(8);
         let (_, change) = decode(8, &encode(Criticality::Low, &key, &del)).unwrap();
         assert_eq!(change.entry, del);
+    }
+
+    #[test]
+    fn probe_records_decode_apart_from_changes() {
+        let probe = encode_probe();
+        assert_eq!(
+            probe,
+            [
+                &[1u8, 0, 1, 0, 14, 0, 0, 0][..],
+                b"\xFF\xFFstrata.probe".as_slice()
+            ]
+            .concat()
+        );
+        assert_eq!(decode_any(5, &probe).unwrap(), Record::Probe);
+        // Readers of changes see a LOW delete, which they skip or apply harmlessly.
+        let (criticality, change) = decode(5, &probe).unwrap();
+        assert_eq!(criticality, Criticality::Low);
+        assert!(change.entry.is_tombstone());
+
+        let key = Key::new("k").unwrap();
+        let put = Entry::put(9, "v");
+        assert_eq!(
+            decode_any(9, &encode(Criticality::High, &key, &put)).unwrap(),
+            Record::Change {
+                criticality: Criticality::High,
+                change: Change::new(key, put),
+            }
+        );
+        let forged = encode(
+            Criticality::Medium,
+            &Key::new(PROBE_KEY).unwrap(),
+            &Entry::tombstone(0),
+        );
+        assert!(matches!(
+            decode_any(3, &forged),
+            Err(Error::BadRecord { lsn: 3, .. })
+        ));
+        assert!(is_reserved(PROBE_KEY) && !is_reserved(b"k"));
     }
 
     #[test]
