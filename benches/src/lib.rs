@@ -22,6 +22,8 @@
 //! This library holds only the baselines and helpers the bench targets share; it is not meant
 //! to be used outside this crate.
 
+pub mod git_baseline;
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;

@@ -160,8 +160,13 @@ impl Endpoint {
                 tip
             }
             Endpoint::Libgit2(url) => {
-                if self.remote_head()?.is_none() {
+                let Some(tip) = self.remote_head()? else {
                     return Ok(None);
+                };
+                if has_commit(&repo, tip) {
+                    // Nothing new there (the usual case for a writer that pushes): skip the
+                    // transfer and its connection.
+                    return record_tip(&repo, tip).map(Some);
                 }
                 let mut remote = repo
                     .remote_anonymous(url)
@@ -177,8 +182,11 @@ impl Endpoint {
                 return crate::repo::head_of(&repo, TRACKING).map_err(|e| self.failure("fetch", e));
             }
             Endpoint::Command(url) => {
-                if self.remote_head()?.is_none() {
+                let Some(tip) = self.remote_head()? else {
                     return Ok(None);
+                };
+                if has_commit(&repo, tip) {
+                    return record_tip(&repo, tip).map(Some);
                 }
                 let spec = format!("+{BRANCH}:{TRACKING}");
                 git(
@@ -196,9 +204,7 @@ impl Endpoint {
                 return crate::repo::head_of(&repo, TRACKING).map_err(|e| self.failure("fetch", e));
             }
         };
-        repo.reference(TRACKING, tip, true, "strata: fetch")
-            .map_err(|e| Error::git("record the fetched head", e))?;
-        Ok(Some(tip))
+        record_tip(&repo, tip).map(Some)
     }
 
     /// Moves the remote's branch from `expected` (what the last fetch saw) to `to`, sending the
@@ -282,6 +288,16 @@ impl Endpoint {
             }
         }
     }
+}
+
+fn has_commit(repo: &Repository, id: Oid) -> bool {
+    repo.find_commit(id).is_ok()
+}
+
+fn record_tip(repo: &Repository, tip: Oid) -> Result<Oid> {
+    repo.reference(TRACKING, tip, true, "strata: fetch")
+        .map_err(|e| Error::git("record the fetched head", e))?;
+    Ok(tip)
 }
 
 /// The directory a URL names, if it is a local path or a `file://` URL.
