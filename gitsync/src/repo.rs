@@ -481,14 +481,32 @@ pub fn packs(path: &Path) -> Result<Vec<(std::path::PathBuf, u64)>> {
     Ok(found)
 }
 
+/// A pack that holds every object reachable from one commit: what a full repack leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasePack {
+    /// The commit (the head when the pack was written).
+    pub commit: Oid,
+    /// The pack's file name without extension (`pack-<hash>`).
+    pub name: String,
+}
+
 /// Writes every object reachable from a reference into one new pack, then removes the other
 /// packs (and with them objects no reference reaches, such as those of a commit whose branch
-/// update lost a race or a crash).
+/// update lost a race or a crash). Returns the report and the new base pack.
+///
+/// With `base`, only objects not reachable from `base.commit` are packed, and `base`'s pack
+/// is kept beside the new one: the cost is that of what was written since the base, not of
+/// the whole repository.
 ///
 /// The new pack and its index are complete and fsynced before any old pack is removed, so a
 /// crash at any point leaves every reachable object readable. Handles opened before the repack
 /// may still map removed packs; callers reopen theirs.
 pub fn repack(path: &Path) -> Result<RepackReport> {
+    repack_onto(path, None).map(|(report, _)| report)
+}
+
+/// [`repack`], optionally on top of a base pack (see there).
+pub fn repack_onto(path: &Path, base: Option<&BasePack>) -> Result<(RepackReport, Option<String>)> {
     let before = packs(path)?;
     let mut report = RepackReport {
         packs_before: before.len(),
@@ -499,6 +517,10 @@ pub fn repack(path: &Path) -> Result<RepackReport> {
     let mut walk = repo.revwalk().map_err(|e| Error::git("start a walk", e))?;
     walk.push_glob("*")
         .map_err(|e| Error::git("walk the references", e))?;
+    if let Some(base) = base {
+        walk.hide(base.commit)
+            .map_err(|e| Error::git(format!("leave out what {} reaches", base.commit), e))?;
+    }
     let mut builder = repo
         .packbuilder()
         .map_err(|e| Error::git("start a pack", e))?;
@@ -507,7 +529,7 @@ pub fn repack(path: &Path) -> Result<RepackReport> {
         .insert_walk(&mut walk)
         .map_err(|e| Error::git("collect the objects", e))?;
     if builder.object_count() == 0 {
-        return Ok(report);
+        return Ok((report, None));
     }
     let pack_dir = path.join("objects/pack");
     builder
@@ -518,7 +540,8 @@ pub fn repack(path: &Path) -> Result<RepackReport> {
         .map(|n| format!("pack-{n}"))
         .ok_or_else(|| Error::corrupt(&pack_dir, "the new pack has no name"))?;
     for (pack, _) in &before {
-        if pack.file_stem().is_some_and(|stem| stem == name.as_str()) {
+        let keep = |n: &str| pack.file_stem().is_some_and(|stem| stem == n);
+        if keep(name.as_str()) || base.is_some_and(|b| keep(b.name.as_str())) {
             continue;
         }
         // The index first: a pack without its index is ignored, an index without its pack
@@ -548,7 +571,7 @@ pub fn repack(path: &Path) -> Result<RepackReport> {
     let after = packs(path)?;
     report.packs_after = after.len();
     report.bytes_after = after.iter().map(|(_, len)| len).sum();
-    Ok(report)
+    Ok((report, Some(name)))
 }
 
 /// The value of trailer `name` in a commit message.
