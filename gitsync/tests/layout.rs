@@ -191,7 +191,10 @@ fn packs_stay_bounded_and_a_repack_leaves_one_pack_with_everything_readable() {
     let report = store.repack().unwrap();
     assert_eq!(report.packs_after, 1);
     assert_eq!(packs(&repo), 1);
-    assert!(report.packs_before >= 2, "automatic repacks keep their base pack");
+    assert!(
+        report.packs_before >= 2,
+        "automatic repacks keep their base pack"
+    );
     assert_eq!(loose_objects(&repo), 0);
     common::assert_fsck_clean(&repo);
     // Every key still reads, and history still reaches the first commit.
