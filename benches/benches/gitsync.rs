@@ -44,6 +44,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use strata_benches::SplitMix;
 
 use strata_benches::git_baseline::{
     all_blob_bytes, dir_bytes, tree_blob_bytes, PlainGit, FSYNC_SETTINGS,
@@ -89,19 +90,6 @@ const QUICK: Plan = Plan {
     strata_budget: Duration::ZERO,
     plain_batches: |_| 2,
 };
-
-/// A deterministic pseudo-random stream (splitmix64), so every run commits the same changes.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 /// The change stream: new keys, with one change in five overwriting an earlier key.
 struct Workload {

@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
 use std::time::Duration;
+use strata_benches::SplitMix;
 
 use criterion::measurement::WallTime;
 use criterion::{
@@ -29,19 +30,6 @@ use strata_tiering::{Change, Entry, Key, Tier, Value, LATEST};
 const ENTRIES: usize = 100_000;
 const KEY_LEN: usize = 16;
 const VALUE_LEN: usize = 100;
-
-/// A deterministic pseudo-random stream (splitmix64), so every run benchmarks the same data.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 /// The data set: random 16-byte keys with 100-byte values, and the keys again in another
 /// random order for the reads.

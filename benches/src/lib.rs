@@ -113,6 +113,21 @@ pub fn filesystem_of(path: &Path) -> Option<(String, String)> {
     best.map(|(_, fs_type, source)| (fs_type, source))
 }
 
+/// A deterministic pseudo-random stream (splitmix64), so every run benchmarks the same data.
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    /// The next value of the stream.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
