@@ -30,13 +30,10 @@ use strata_benches::SplitMix;
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, BatchSize, BenchmarkGroup, Criterion, Throughput};
-use strata_memtable::{HotCache, HotTier};
+use strata_memtable::{CacheConfig, CacheTier, HotCache, HotTier};
 use strata_tiering::record;
 use strata_tiering::router::{Class, Pattern, Router, Rule, RuleSet};
-use strata_tiering::{
-    Change, Criticality, Entry, EntryIter, Error, Health, Key, KeyRange, SeqNo, Tier, TierStats,
-    Value, LATEST,
-};
+use strata_tiering::{Change, Criticality, Entry, Key, Tier, Value, LATEST};
 use strata_wal::{Log, MemLog};
 
 const ENTRIES: usize = 100_000;
@@ -76,40 +73,6 @@ fn data(prefix: &[u8]) -> Data {
     }
 }
 
-/// `HotCache` as a `Tier`, as the owner wires it: reads ignore snapshots older than the
-/// cached version, and every insert is evictable.
-struct CacheTier(HotCache);
-
-impl Tier for CacheTier {
-    fn name(&self) -> &str {
-        "cache"
-    }
-    fn get(&self, key: &[u8], snapshot: SeqNo) -> Result<Option<Entry>, Error> {
-        Ok(self.0.get(key).filter(|e| e.seqno <= snapshot))
-    }
-    fn apply(&self, batch: &[Change]) -> Result<(), Error> {
-        for change in batch {
-            // Declining an entry (stale, or no room) is a cache's right; only errors matter.
-            let _outcome = self
-                .0
-                .insert(change.key.clone(), change.entry.clone(), true)?;
-        }
-        Ok(())
-    }
-    fn scan(&self, _range: &KeyRange, _snapshot: SeqNo) -> Result<EntryIter<'_>, Error> {
-        Ok(Box::new(std::iter::empty()))
-    }
-    fn flush(&self) -> Result<(), Error> {
-        Ok(())
-    }
-    fn health(&self) -> Health {
-        Health::Healthy
-    }
-    fn stats(&self) -> TierStats {
-        TierStats::default()
-    }
-}
-
 fn rules() -> RuleSet {
     let mut rules = RuleSet::new();
     rules
@@ -137,7 +100,7 @@ fn rules() -> RuleSet {
 fn router(hot: Arc<HotTier>, log: Arc<MemLog>) -> Router {
     Router::builder(
         hot as Arc<dyn Tier>,
-        Arc::new(CacheTier(HotCache::new())) as Arc<dyn Tier>,
+        Arc::new(CacheTier::new(CacheConfig::default())) as Arc<dyn Tier>,
         log as Arc<dyn Log>,
     )
     .rules(rules())
