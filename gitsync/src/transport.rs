@@ -337,7 +337,7 @@ fn copy_objects(
     // Commits the target already has need not be sent, nor anything they reach.
     for reference in to.references()? {
         if let Some(id) = reference?.target() {
-            if from.odb()?.exists(id) && from.find_commit(id).is_ok() {
+            if from.find_commit(id).is_ok() {
                 walk.hide(id)?;
             }
         }
