@@ -30,6 +30,7 @@ pub mod codec;
 mod committer;
 mod error;
 pub mod hlc;
+mod maintain;
 mod merge;
 pub mod names;
 mod packfile;

@@ -20,8 +20,10 @@ use std::collections::HashMap;
 use git2::{Delta, Oid, Repository, Tree};
 
 use crate::error::{Error, Result};
-use crate::hlc::Stamp;
+use crate::hlc::{Hlc, Stamp};
 use crate::read::{self, Stamped};
+use crate::repo::{self, NewCommit};
+use crate::store::{mark_shared, ColdStore};
 
 /// One edit to this writer's tree: set `path` to a blob, or remove it.
 pub(crate) type Edit = (String, Option<Oid>);
@@ -111,4 +113,98 @@ fn resolve(repo: &Repository, path: &str, a: Option<Oid>, b: Option<Oid>) -> Res
     } else {
         a.max(b)
     }))
+}
+
+/// How [`ColdStore::integrate`] took in another writer's head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Integration {
+    /// This history already contained it.
+    UpToDate,
+    /// The branch moved forward to it.
+    FastForward,
+    /// A merge commit joins the two.
+    Merged,
+}
+
+impl ColdStore {
+    /// Takes in another writer's head `theirs`, whose objects are already in the repository:
+    /// nothing to do if this history contains it, a fast-forward if it contains this history,
+    /// otherwise a merge commit (see [`merge`](crate::merge)). A lost race for the branch is
+    /// [`Error::Conflict`], after which the store has re-read the branch.
+    pub(crate) fn integrate(&self, theirs: Oid) -> Result<Integration> {
+        let mut state = self.lock();
+        let contains = |repo: &Repository, child: Oid, ancestor: Oid| {
+            repo.graph_descendant_of(child, ancestor)
+                .map_err(|e| Error::git(format!("compare {child} with {ancestor}"), e))
+        };
+        if let Some(ours) = state.head {
+            if ours == theirs || contains(&state.repo, ours, theirs)? {
+                return Ok(Integration::UpToDate);
+            }
+        }
+        // From here on, other writers' versions are in the repository for good.
+        if !state.shared {
+            mark_shared(&state.repo)?;
+            state.shared = true;
+        }
+        let ours = match state.head {
+            Some(ours) if !contains(&state.repo, theirs, ours)? => ours,
+            from => {
+                let moved = repo::move_branch(&state.repo, from, theirs);
+                self.reload(&mut state)?;
+                moved?;
+                return Ok(Integration::FastForward);
+            }
+        };
+        let edits = {
+            let repo = &state.repo;
+            let base = match repo.merge_base(ours, theirs) {
+                Ok(base) => Some(read::commit_tree(repo, base)?),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+                Err(e) => {
+                    let op = format!("find the merge base of {ours} and {theirs}");
+                    return Err(Error::git(op, e));
+                }
+            };
+            let our_tree = read::commit_tree(repo, ours)?;
+            let their_tree = read::commit_tree(repo, theirs)?;
+            plan(repo, base.as_ref(), &our_tree, &their_tree)?
+        };
+        let their_message = read::find_commit(&state.repo, theirs)?
+            .message()
+            .unwrap_or_default()
+            .to_owned();
+        let their_hlc = repo::trailer(&their_message, "Strata-Hlc")
+            .and_then(Hlc::parse)
+            .unwrap_or_default();
+        let hlc = state.hlc.max(their_hlc).next(self.clock.now_ms());
+        let message = format!(
+            "strata: merge {theirs}\n\n{}",
+            self.trailers(state.watermark, state.state_lsn, hlc, "merge")
+        );
+        let signature = self.signature(hlc)?;
+        let commit = NewCommit {
+            parent: Some(ours),
+            other_parents: &[theirs],
+            message: &message,
+            signature: &signature,
+        };
+        let written = repo::write_commit(&self.path, &commit, |stage| {
+            for (path, blob) in &edits {
+                match blob {
+                    Some(id) => stage.upsert(path, *id)?,
+                    None => stage.remove(path),
+                }
+            }
+            Ok(())
+        });
+        if written.is_ok() {
+            state.packs += 1;
+        }
+        // Either way the branch and the overlay are re-read: after a merge the overlay holds
+        // the other writer's unfolded chunks, after a lost race whatever won.
+        self.reload(&mut state)?;
+        state.hlc = state.hlc.max(hlc);
+        written.map(|_| Integration::Merged)
+    }
 }

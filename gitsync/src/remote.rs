@@ -24,8 +24,9 @@ use strata_tiering::clock::Clock;
 use strata_tiering::Lsn;
 
 use crate::error::{Error, Result};
+use crate::merge::Integration;
 use crate::repo;
-use crate::store::{mark_shared, ColdOptions, ColdStore, Integration};
+use crate::store::{mark_shared, ColdOptions, ColdStore};
 use crate::transport::{redact, Endpoint, Pushed, Transport};
 
 /// Local reference to the last commit verified on the remote.

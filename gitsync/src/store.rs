@@ -33,7 +33,6 @@ use strata_tiering::{Change, Entry, Key, KeyRange, Lsn, SeqNo};
 use crate::codec::{self, Form};
 use crate::error::{Error, Result};
 use crate::hlc::{Hlc, Stamp};
-use crate::merge;
 use crate::names;
 use crate::read::{self, Overlay, Stamped, View};
 use crate::repo::{self, NewCommit};
@@ -108,30 +107,30 @@ pub struct CommitInfo {
 /// The cold tier's repository and its in-memory view.
 #[derive(Debug)]
 pub struct ColdStore {
-    path: PathBuf,
-    clock: Arc<dyn Clock>,
-    keep_chunks: usize,
-    max_packs: usize,
-    writer: String,
-    state: Mutex<State>,
+    pub(crate) path: PathBuf,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) keep_chunks: usize,
+    pub(crate) max_packs: usize,
+    pub(crate) writer: String,
+    pub(crate) state: Mutex<State>,
 }
 
-struct State {
-    repo: Repository,
-    head: Option<Oid>,
+pub(crate) struct State {
+    pub(crate) repo: Repository,
+    pub(crate) head: Option<Oid>,
     /// Versions in unfolded chunk files, oldest first per key.
-    overlay: Overlay,
-    chunks: Vec<String>,
-    watermark: Lsn,
-    state_lsn: Lsn,
-    hlc: Hlc,
+    pub(crate) overlay: Overlay,
+    pub(crate) chunks: Vec<String>,
+    pub(crate) watermark: Lsn,
+    pub(crate) state_lsn: Lsn,
+    pub(crate) hlc: Hlc,
     /// The last failure of a fold, shown by `health` until a fold succeeds.
-    fold_error: Option<String>,
+    pub(crate) fold_error: Option<String>,
     /// Pack files on disk (each commit adds one).
-    packs: usize,
+    pub(crate) packs: usize,
     /// Whether other writers' versions may be in the repository (set by a merge or a clone,
     /// remembered in the config): a fold must then compare every key with `state/`.
-    shared: bool,
+    pub(crate) shared: bool,
 }
 
 impl std::fmt::Debug for State {
@@ -254,72 +253,7 @@ impl ColdStore {
         self.lock().fold_error.clone()
     }
 
-    /// Packs every reachable object into one pack file and removes the others.
-    pub fn repack(&self) -> Result<repo::RepackReport> {
-        let mut state = self.lock();
-        self.repack_locked(&mut state)
-    }
-
-    fn repack_locked(&self, state: &mut State) -> Result<repo::RepackReport> {
-        self.repack_with(state, None)
-    }
-
-    /// A full repack (no `base`), or one of only what was written since `base`.
-    fn repack_with(
-        &self,
-        state: &mut State,
-        base: Option<&repo::BasePack>,
-    ) -> Result<repo::RepackReport> {
-        let head = state.head;
-        let (report, name) = repo::repack_onto(&self.path, base)?;
-        // The old handle may still map removed packs; a fresh one sees only the new pack.
-        state.repo = repo::open_or_init(&self.path)?;
-        state.packs = report.packs_after;
-        if base.is_none() {
-            let base = head
-                .zip(name)
-                .map(|(commit, name)| repo::BasePack { commit, name });
-            save_base_pack(&state.repo, base.as_ref())?;
-        }
-        Ok(report)
-    }
-
-    /// Repacks when a commit pushed the pack count past the bound: only what was written
-    /// since the last full repack while that is smaller than the full pack, everything
-    /// otherwise, so the work per change stays bounded as the repository grows. A failure
-    /// leaves the extra packs in place (they are all valid) and is reported like a failed fold.
-    fn maintain(&self, state: &mut State) {
-        if state.packs <= self.max_packs {
-            return;
-        }
-        let result = (|| {
-            let packs = repo::packs(&self.path)?;
-            let base = load_base_pack(&state.repo).filter(|base| {
-                packs
-                    .iter()
-                    .any(|(p, _)| p.file_stem().is_some_and(|s| s == base.name.as_str()))
-                    && state.repo.find_commit(base.commit).is_ok()
-            });
-            let size_of = |name: &str| {
-                packs
-                    .iter()
-                    .filter(|(p, _)| p.file_stem().is_some_and(|s| s == name))
-                    .map(|(_, len)| *len)
-                    .sum::<u64>()
-            };
-            let incremental = base.as_ref().filter(|base| {
-                let total: u64 = packs.iter().map(|(_, len)| len).sum();
-                let base_bytes = size_of(&base.name);
-                total - base_bytes < base_bytes
-            });
-            self.repack_with(state, incremental)
-        })();
-        if let Err(e) = result {
-            state.fold_error = Some(format!("repack: {e}"));
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -486,89 +420,8 @@ impl ColdStore {
         Ok(id)
     }
 
-    /// Takes in another writer's head `theirs`, whose objects are already in the repository:
-    /// nothing to do if this history contains it, a fast-forward if it contains this history,
-    /// otherwise a merge commit (see [`merge`](crate::merge)). A lost race for the branch is
-    /// [`Error::Conflict`], after which the store has re-read the branch.
-    pub(crate) fn integrate(&self, theirs: Oid) -> Result<Integration> {
-        let mut state = self.lock();
-        let contains = |repo: &Repository, child: Oid, ancestor: Oid| {
-            repo.graph_descendant_of(child, ancestor)
-                .map_err(|e| Error::git(format!("compare {child} with {ancestor}"), e))
-        };
-        if let Some(ours) = state.head {
-            if ours == theirs || contains(&state.repo, ours, theirs)? {
-                return Ok(Integration::UpToDate);
-            }
-        }
-        // From here on, other writers' versions are in the repository for good.
-        if !state.shared {
-            mark_shared(&state.repo)?;
-            state.shared = true;
-        }
-        let ours = match state.head {
-            Some(ours) if !contains(&state.repo, theirs, ours)? => ours,
-            from => {
-                let moved = repo::move_branch(&state.repo, from, theirs);
-                self.reload(&mut state)?;
-                moved?;
-                return Ok(Integration::FastForward);
-            }
-        };
-        let edits = {
-            let repo = &state.repo;
-            let base = match repo.merge_base(ours, theirs) {
-                Ok(base) => Some(read::commit_tree(repo, base)?),
-                Err(e) if e.code() == git2::ErrorCode::NotFound => None,
-                Err(e) => {
-                    let op = format!("find the merge base of {ours} and {theirs}");
-                    return Err(Error::git(op, e));
-                }
-            };
-            let our_tree = read::commit_tree(repo, ours)?;
-            let their_tree = read::commit_tree(repo, theirs)?;
-            merge::plan(repo, base.as_ref(), &our_tree, &their_tree)?
-        };
-        let their_message = read::find_commit(&state.repo, theirs)?
-            .message()
-            .unwrap_or_default()
-            .to_owned();
-        let their_hlc = repo::trailer(&their_message, "Strata-Hlc")
-            .and_then(Hlc::parse)
-            .unwrap_or_default();
-        let hlc = state.hlc.max(their_hlc).next(self.clock.now_ms());
-        let message = format!(
-            "strata: merge {theirs}\n\n{}",
-            self.trailers(state.watermark, state.state_lsn, hlc, "merge")
-        );
-        let signature = self.signature(hlc)?;
-        let commit = NewCommit {
-            parent: Some(ours),
-            other_parents: &[theirs],
-            message: &message,
-            signature: &signature,
-        };
-        let written = repo::write_commit(&self.path, &commit, |stage| {
-            for (path, blob) in &edits {
-                match blob {
-                    Some(id) => stage.upsert(path, *id)?,
-                    None => stage.remove(path),
-                }
-            }
-            Ok(())
-        });
-        if written.is_ok() {
-            state.packs += 1;
-        }
-        // Either way the branch and the overlay are re-read: after a merge the overlay holds
-        // the other writer's unfolded chunks, after a lost race whatever won.
-        self.reload(&mut state)?;
-        state.hlc = state.hlc.max(hlc);
-        written.map(|_| Integration::Merged)
-    }
-
     /// Re-reads the branch and everything derived from it.
-    fn reload(&self, state: &mut State) -> Result<()> {
+    pub(crate) fn reload(&self, state: &mut State) -> Result<()> {
         state.overlay.clear();
         state.chunks.clear();
         state.head = repo::head(&state.repo)?;
@@ -578,7 +431,13 @@ impl ColdStore {
         Ok(())
     }
 
-    fn trailers(&self, watermark: Lsn, state_lsn: Lsn, hlc: Hlc, trigger: &str) -> String {
+    pub(crate) fn trailers(
+        &self,
+        watermark: Lsn,
+        state_lsn: Lsn,
+        hlc: Hlc,
+        trigger: &str,
+    ) -> String {
         format!(
             "Strata-Lsn: {watermark}\nStrata-State-Lsn: {state_lsn}\nStrata-Hlc: {hlc}\n\
              Strata-Writer: {}\nStrata-Trigger: {trigger}\n",
@@ -586,7 +445,7 @@ impl ColdStore {
         )
     }
 
-    fn signature(&self, hlc: Hlc) -> Result<Signature<'static>> {
+    pub(crate) fn signature(&self, hlc: Hlc) -> Result<Signature<'static>> {
         let time = Time::new((hlc.ms / 1000) as i64, 0);
         Signature::new("strata", &format!("{}@strata.invalid", self.writer), &time)
             .map_err(|e| Error::git("make a signature", e))
@@ -682,17 +541,6 @@ impl ColdStore {
     }
 }
 
-/// How [`ColdStore::integrate`] took in another writer's head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Integration {
-    /// This history already contained it.
-    UpToDate,
-    /// The branch moved forward to it.
-    FastForward,
-    /// A merge commit joins the two.
-    Merged,
-}
-
 /// A point in the repository's past, for [`ColdStore::get_at`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum At {
@@ -700,30 +548,6 @@ pub enum At {
     Commit(Oid),
     /// As of the newest commit made at or before this time, in seconds since the Unix epoch.
     Time(i64),
-}
-
-/// Config entry naming the pack of the last full repack: `<commit> <pack name>`.
-const BASE_PACK_CONFIG: &str = "strata.basepack";
-
-fn load_base_pack(repo: &Repository) -> Option<repo::BasePack> {
-    let text = repo.config().ok()?.get_string(BASE_PACK_CONFIG).ok()?;
-    let (commit, name) = text.split_once(' ')?;
-    Some(repo::BasePack {
-        commit: Oid::from_str(commit).ok()?,
-        name: name.to_owned(),
-    })
-}
-
-fn save_base_pack(repo: &Repository, base: Option<&repo::BasePack>) -> Result<()> {
-    let mut config = repo.config().map_err(|e| Error::git("open config", e))?;
-    let result = match base {
-        Some(base) => config.set_str(BASE_PACK_CONFIG, &format!("{} {}", base.commit, base.name)),
-        None => match config.remove(BASE_PACK_CONFIG) {
-            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(()),
-            other => other,
-        },
-    };
-    result.map_err(|e| Error::git("record the base pack", e))
 }
 
 /// Config entry remembering that other writers' versions may be in the repository.
