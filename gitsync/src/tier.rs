@@ -1,6 +1,7 @@
 //! The cold store as a [`Tier`]: what the Router and the conformance suite see.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use strata_tiering::{Change, Entry, EntryIter, Error, Health, KeyRange, SeqNo, Tier, TierStats};
 
@@ -9,23 +10,23 @@ use crate::store::{ColdStore, Trigger};
 /// A [`ColdStore`] behind the [`Tier`] interface, with traffic counters.
 #[derive(Debug)]
 pub struct ColdTier {
-    store: ColdStore,
+    store: Arc<ColdStore>,
     reads: AtomicU64,
     writes: AtomicU64,
 }
 
 impl ColdTier {
-    /// Wraps a store.
-    pub fn new(store: ColdStore) -> ColdTier {
+    /// Wraps a store, which the committer and the remote tier may share.
+    pub fn new(store: impl Into<Arc<ColdStore>>) -> ColdTier {
         ColdTier {
-            store,
+            store: store.into(),
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
         }
     }
 
     /// The store underneath.
-    pub fn store(&self) -> &ColdStore {
+    pub fn store(&self) -> &Arc<ColdStore> {
         &self.store
     }
 }

@@ -119,10 +119,11 @@ pub(crate) fn recover(
     dir: &Path,
     mode: RecoveryMode,
     max_record_len: usize,
+    next_lsn_floor: Lsn,
 ) -> Result<Recovered> {
     let names = fs.list_dir(dir).map_err(|e| Error::io("list", dir, e))?;
     let mut files = Vec::new();
-    let mut floor: Lsn = 1;
+    let mut floor: Lsn = next_lsn_floor.max(1);
     let mut dir_changed = false;
     for name in names {
         if let Some(lsn) = format::parse_file_name(&name) {

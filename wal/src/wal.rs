@@ -63,6 +63,10 @@ pub struct WalOptions {
     /// they are reused. If more than this is written without a sync and the next fsync fails,
     /// the log stops ([`Error::Stopped`]) until it is reopened.
     pub retain_unsynced_bytes: usize,
+    /// The lowest LSN the next record may get. An owner whose later stages remember LSNs
+    /// (a flushed or committed watermark) passes one above them, so that a log whose files
+    /// were lost never hands out an LSN those stages have already seen. Default: 1.
+    pub next_lsn_floor: Lsn,
 }
 
 impl Default for WalOptions {
@@ -74,6 +78,7 @@ impl Default for WalOptions {
             max_record_len: 257 << 20,
             write_buffer_size: 256 << 10,
             retain_unsynced_bytes: 8 << 20,
+            next_lsn_floor: 1,
         }
     }
 }
@@ -146,6 +151,7 @@ impl Wal {
             &dir,
             options.recovery_mode,
             options.max_record_len,
+            options.next_lsn_floor,
         )?;
         // Not `report.last_lsn`: when truncation removed every record, the LSNs before
         // `next_lsn` are still spent and count as durable (nothing of them can be lost).

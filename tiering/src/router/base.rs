@@ -22,7 +22,7 @@ use super::{Evictor, Probe, TierId};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::tier::Tier;
-use crate::types::{Limits, Lsn};
+use crate::types::{Entry, Key, Limits, Lsn};
 
 /// Degradation levels by their index in [`Router::level`]'s atomic.
 const LEVELS: [DegradationLevel; 3] = [
@@ -390,6 +390,15 @@ impl Router {
     /// Keys held by the fallback cache.
     pub fn fallback_len(&self) -> usize {
         self.lock_pending().fallback_len()
+    }
+
+    /// The writes accepted while degraded and not yet in the log: the newest queued version
+    /// of each key in `range`, in key order (empty when the store is not degraded).
+    pub fn fallback_entries(&self, range: &crate::range::KeyRange) -> Vec<(Key, Entry)> {
+        if !self.is_degraded() {
+            return Vec::new();
+        }
+        self.lock_pending().entries_in(range)
     }
 
     /// Reports a failure of `tier` seen outside the Router (a failed flush into warm, a failed

@@ -22,6 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 use crate::error::Error;
+use crate::range::KeyRange;
 use crate::types::{Change, Criticality, Entry, Key};
 
 /// How far the store has fallen back.
@@ -94,6 +95,18 @@ impl Pending {
 
     pub fn fallback_len(&self) -> usize {
         self.fallback.len()
+    }
+
+    /// The newest queued version of every key in `range`, in key order.
+    pub fn entries_in(&self, range: &KeyRange) -> Vec<(Key, Entry)> {
+        let mut found: Vec<(Key, Entry)> = self
+            .fallback
+            .iter()
+            .filter(|(key, _)| range.contains(key.as_bytes()))
+            .map(|(key, (entry, _))| (key.clone(), entry.clone()))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
     }
 
     pub fn lookup(&self, key: &[u8]) -> Option<&Entry> {

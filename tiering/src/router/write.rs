@@ -150,6 +150,18 @@ impl Router {
     /// on recovery; LOW keys go to the cache only, after it. The receipt speaks for the logged
     /// part when there is one.
     pub fn write(&self, ops: &[Op]) -> Result<Receipt, Error> {
+        self.write_with(ops, None)
+    }
+
+    /// Writes a batch as [`write`](Self::write) does, at `criticality` for every key when it
+    /// is given, instead of each key's class. Reads still classify keys by the rules: a key
+    /// written LOW that the rules do not class LOW is read from the cache only if the hot
+    /// tier and the tiers below hold nothing for it.
+    pub fn write_with(
+        &self,
+        ops: &[Op],
+        criticality: Option<Criticality>,
+    ) -> Result<Receipt, Error> {
         let first = ops.first().ok_or(Error::EmptyWrite)?;
         for op in ops {
             if record::is_reserved(op.key().as_bytes()) {
@@ -162,7 +174,8 @@ impl Router {
         let mut low = Vec::new();
         let mut logged = Vec::new();
         for op in ops {
-            let criticality = self.classify(op.key().as_bytes()).criticality;
+            let criticality =
+                criticality.unwrap_or_else(|| self.classify(op.key().as_bytes()).criticality);
             let change = Change::new(op.key().clone(), op.entry());
             if criticality == Criticality::Low {
                 low.push(change);
