@@ -55,6 +55,8 @@ pub struct Config {
     pub push_attempts: u32,
     /// Seconds between push attempts. Default: 2.
     pub push_retry_secs: u64,
+    /// Milliseconds a CRITICAL write waits for others to join its commit and push. Default: 200.
+    pub critical_debounce_ms: u64,
     /// Failures that open a tier's circuit breaker. Default: 5.
     pub breaker_failures: u32,
     /// Successes in half-open that close it. Default: 2.
@@ -88,6 +90,7 @@ impl Default for Config {
             push_every: 10,
             push_attempts: 3,
             push_retry_secs: 2,
+            critical_debounce_ms: 200,
             breaker_failures: 5,
             breaker_successes: 2,
             breaker_open_secs: 60,

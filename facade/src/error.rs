@@ -49,6 +49,17 @@ pub enum Error {
     /// The cold or remote tier reported an error.
     #[error(transparent)]
     Cold(#[from] strata_gitsync::Error),
+
+    /// The warm tier reported an error.
+    #[error(transparent)]
+    Warm(#[from] strata_segment::SegmentError),
+
+    /// The operation needs a remote and the store has none configured.
+    #[error("store {dir} has no remote (set `remote` in its configuration)")]
+    NoRemote {
+        /// The store directory.
+        dir: PathBuf,
+    },
 }
 
 impl Error {
@@ -61,6 +72,8 @@ impl Error {
             Error::Tiering(e) => e.kind(),
             Error::Wal(_) => ErrorKind::Io,
             Error::Cold(e) => e.kind(),
+            Error::Warm(e) => e.kind(),
+            Error::NoRemote { .. } => ErrorKind::InvalidInput,
         }
     }
 }

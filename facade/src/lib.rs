@@ -8,15 +8,52 @@
 //!                          └─ cold   strata-gitsync    <dir>/cold.git/ ──► remote
 //! ```
 //!
-//! This crate is the only one that knows every concrete tier; it will wire them into one
-//! `Store` with recovery, transactions, keyspaces and backups. Until then it re-exports the
-//! layers that exist, so applications can depend on `strata` alone.
+//! This crate is the only one that knows every concrete tier; it wires them into one
+//! [`Store`]:
+//!
+//! - [`open`](StoreBuilder): the builder, the wiring, and recovery ([`RecoveryReport`]);
+//! - [`Store`]: reads, writes, batches, snapshots, scans, rules, history, `sync(stage)`;
+//! - maintenance: a thread (or [`Store::maintain`]) that flushes, commits, pushes, checks
+//!   health and trims the WAL;
+//! - [`Stats`]: sizes, watermarks, breakers, commit metrics, amplification.
+//!
+//! ```no_run
+//! # fn main() -> strata::Result<()> {
+//! use strata::{Class, Criticality, Store};
+//!
+//! let store = Store::open("./strata-data")?;
+//! store.classify("task:*", Class::new(Criticality::Critical))?;
+//! let receipt = store.put("task:1", r#"{"title":"ship it"}"#)?;
+//! assert!(receipt.is_durable());
+//! let value = store.get("task:1")?.expect("just written");
+//! assert_eq!(value.as_bytes(), br#"{"title":"ship it"}"#);
+//! store.close()
+//! # }
+//! ```
 
 pub mod config;
 mod error;
 pub mod lock;
+mod maintain;
+mod open;
+mod probes;
+mod rebuild;
+mod scan;
+mod stats;
+mod store;
 
 pub use crate::config::Config;
 pub use crate::error::{Error, Result};
+pub use crate::maintain::MaintenanceReport;
+pub use crate::open::{RecoveryReport, StoreBuilder, CLOSED_FILE, COLD_DIR, RULES_FILE};
+pub use crate::scan::Scan;
+pub use crate::stats::{Stats, TierSize};
+pub use crate::store::{Batch, Snapshot, Store, WriteOptions};
+pub use strata_gitsync::{At, Oid, Transport, Version};
 pub use strata_tiering as tiering;
+pub use strata_tiering::router::{
+    Class, DegradationLevel, ReadLevel, ReadOptions, ReadOutcome, Receipt, Rule, Stage,
+    StageReceipt,
+};
+pub use strata_tiering::{Criticality, Key, KeyRange, Value};
 pub use strata_wal as wal;

@@ -154,6 +154,12 @@ impl Remote {
         self.lock().pushed
     }
 
+    /// The commit the remote's branch points at, asked of the remote itself: the health
+    /// check of the remote tier.
+    pub fn remote_head(&self) -> Result<Option<Oid>> {
+        self.endpoint.remote_head()
+    }
+
     /// Counters since this value was made.
     pub fn metrics(&self) -> RemoteMetrics {
         self.lock().metrics

@@ -243,6 +243,16 @@ impl ColdStore {
         self.lock().head
     }
 
+    /// Reads the head commit and its tree back from the object database: the health check
+    /// of the cold tier. A store without commits passes.
+    pub fn check(&self) -> Result<()> {
+        let state = self.lock();
+        if let Some(head) = state.head {
+            read::commit_tree(&state.repo, head)?;
+        }
+        Ok(())
+    }
+
     /// Unfolded chunk files.
     pub fn chunk_count(&self) -> usize {
         self.lock().chunks.len()

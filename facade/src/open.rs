@@ -1,0 +1,401 @@
+//! Opening a store: the builder, the wiring of every tier, and recovery.
+//!
+//! Recovery, in order:
+//!
+//! 1. Take `<dir>/LOCK`; a second opener gets [`Error::Locked`].
+//! 2. Read the configuration (given, from a TOML file, stored, or the defaults) and store it.
+//! 3. An unclean shutdown is one that left no `CLOSED` marker; the marker is removed before
+//!    anything else changes, so a crash from here on is unclean too.
+//! 4. Open the warm tier (after an unclean shutdown, checking every block), the cold
+//!    repository, and the WAL, whose torn tail is cut at the first bad record. The WAL never
+//!    hands out an LSN the warm or cold tier has already seen.
+//! 5. Replay the WAL from the flushed watermark into the memtable; the committer and the
+//!    pusher resume from their own watermarks, kept in the repository.
+//! 6. Rebuild quarantined segments from the WAL and the cold tier (see [`rebuild`]).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use strata_gitsync::{ColdOptions, ColdStore, ColdTier, Committer, CommitterOptions, Remote};
+use strata_gitsync::{RemoteOptions, Transport};
+use strata_memtable::{CacheConfig, CacheTier, HotTier};
+use strata_segment::{SegmentOptions, SegmentTier};
+use strata_tiering::clock::{Clock, SystemClock};
+use strata_tiering::router::{
+    BreakerConfig, RouterConfig, RuleSet, Stage, SyncMode, TierId, Watermarks,
+};
+use strata_tiering::{Lsn, Router};
+use strata_wal::{SyncPolicy, Wal, WalOptions};
+
+use crate::config::{Config, WalSync};
+use crate::error::{Error, Result};
+use crate::lock::DirLock;
+use crate::maintain::{Nudge, Worker};
+use crate::probes;
+use crate::store::{Inner, Store};
+
+/// Marker left by a clean shutdown.
+pub const CLOSED_FILE: &str = "CLOSED";
+/// Where the classification rules are kept.
+pub const RULES_FILE: &str = "rules.json";
+/// The cold repository inside the store directory.
+pub const COLD_DIR: &str = "cold.git";
+
+/// What opening the store found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The store directory was new.
+    pub created: bool,
+    /// The previous process did not close the store.
+    pub unclean_shutdown: bool,
+    /// WAL records replayed into the memtable.
+    pub records_replayed: u64,
+    /// Bytes cut from the WAL's torn or damaged tail.
+    pub bytes_truncated: u64,
+    /// WAL records dropped with that tail.
+    pub records_dropped: u64,
+    /// What was wrong with the WAL, if anything.
+    pub wal_damage: Option<String>,
+    /// Segments found corrupt and set aside, with their key ranges.
+    pub segments_quarantined: Vec<String>,
+    /// Versions written back into warm from the WAL and the cold tier.
+    pub versions_rebuilt: u64,
+    /// Quarantined segments whose data could not all be rebuilt; reads of their key ranges
+    /// fail until [`Store::release_quarantine`] is called.
+    pub still_fenced: Vec<String>,
+    /// The watermarks recovery resumed from: flushed, committed, pushed.
+    pub resumed_from: (Lsn, Lsn, Lsn),
+    /// How long opening took.
+    pub duration: Duration,
+}
+
+/// Opens a store with settings.
+#[must_use]
+pub struct StoreBuilder {
+    dir: PathBuf,
+    config: Option<Config>,
+    config_file: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+    background: bool,
+    transport: Transport,
+}
+
+impl StoreBuilder {
+    /// Starts a builder for `dir`.
+    pub fn new(dir: impl AsRef<Path>) -> StoreBuilder {
+        StoreBuilder {
+            dir: dir.as_ref().to_owned(),
+            config: None,
+            config_file: None,
+            clock: Arc::new(SystemClock),
+            background: true,
+            transport: Transport::Auto,
+        }
+    }
+
+    /// Uses this configuration (and stores it) instead of the stored one.
+    pub fn config(mut self, config: Config) -> StoreBuilder {
+        self.config = Some(config);
+        self
+    }
+
+    /// Reads the configuration from a TOML file (and stores it).
+    pub fn config_file(mut self, path: impl AsRef<Path>) -> StoreBuilder {
+        self.config_file = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// The clock for debouncing, breakers, expiry and health checks (the system clock by
+    /// default). Tests pass one they control.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> StoreBuilder {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether a maintenance thread runs (default: yes). Without it, nothing moves below the
+    /// WAL until [`Store::maintain`] or [`Store::sync`] is called.
+    pub fn background(mut self, background: bool) -> StoreBuilder {
+        self.background = background;
+        self
+    }
+
+    /// How the remote is reached (default: chosen from the URL).
+    pub fn transport(mut self, transport: Transport) -> StoreBuilder {
+        self.transport = transport;
+        self
+    }
+
+    /// Opens the store, recovering it if needed.
+    pub fn open(self) -> Result<Store> {
+        let started = Instant::now();
+        let dir = self.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            op: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        let lock = DirLock::acquire(&dir)?;
+        let stored = Config::load(&dir)?;
+        let created = stored.is_none();
+        let config = match (self.config, &self.config_file) {
+            (Some(config), _) => {
+                config.validate()?;
+                config
+            }
+            (None, Some(path)) => Config::from_toml_file(path)?,
+            (None, None) => stored.clone().unwrap_or_default(),
+        };
+        if stored.as_ref() != Some(&config) {
+            config.save(&dir)?;
+        }
+        let unclean_shutdown = !created && !take_clean_marker(&dir)?;
+        let mut report = RecoveryReport {
+            created,
+            unclean_shutdown,
+            ..RecoveryReport::default()
+        };
+        let mut inner = wire(dir, config, lock, self.clock, self.transport, &mut report)?;
+        report.duration = started.elapsed();
+        inner.recovery = report;
+        let inner = Arc::new(inner);
+        let worker = if self.background {
+            Some(Arc::new(Worker::start(&inner)?))
+        } else {
+            None
+        };
+        Ok(Store {
+            _worker: worker,
+            inner,
+        })
+    }
+}
+
+/// Removes the clean-shutdown marker; returns whether it was there.
+fn take_clean_marker(dir: &Path) -> Result<bool> {
+    let path = dir.join(CLOSED_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            sync_dir(dir)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(Error::Io {
+            op: "remove",
+            path,
+            source,
+        }),
+    }
+}
+
+/// Leaves the clean-shutdown marker.
+pub(crate) fn mark_clean(dir: &Path) -> Result<()> {
+    let path = dir.join(CLOSED_FILE);
+    std::fs::write(&path, b"closed cleanly\n").map_err(|source| Error::Io {
+        op: "write",
+        path: path.clone(),
+        source,
+    })?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| Error::Io {
+            op: "fsync",
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Builds every tier and the Router over them, and recovers.
+fn wire(
+    dir: PathBuf,
+    config: Config,
+    lock: DirLock,
+    clock: Arc<dyn Clock>,
+    transport: Transport,
+    report: &mut RecoveryReport,
+) -> Result<Inner> {
+    let unclean = report.unclean_shutdown;
+    let warm = Arc::new(SegmentTier::open(
+        Arc::new(strata_wal::StdFs),
+        dir.join("segments"),
+        SegmentOptions {
+            verify_on_open: unclean,
+            ..SegmentOptions::default()
+        },
+    )?);
+    let cold_store = Arc::new(ColdStore::open(
+        dir.join(COLD_DIR),
+        ColdOptions {
+            keep_chunks: config.keep_chunks,
+            writer_id: config.writer_id.clone(),
+            ..ColdOptions::default()
+        },
+        Arc::clone(&clock),
+    )?);
+    let flushed = warm.flushed_lsn().unwrap_or(0);
+    let (policy, sync) = match config.wal_sync()? {
+        WalSync::Always => (SyncPolicy::Never, SyncMode::PerWrite),
+        WalSync::IntervalMs(ms) => (
+            SyncPolicy::Interval(Duration::from_millis(ms)),
+            SyncMode::LogPolicy,
+        ),
+        WalSync::Never => (SyncPolicy::Never, SyncMode::LogPolicy),
+    };
+    let wal = Arc::new(Wal::open(
+        dir.join("wal"),
+        WalOptions {
+            sync_policy: policy,
+            next_lsn_floor: flushed.max(cold_store.committed_lsn()) + 1,
+            ..WalOptions::default()
+        },
+    )?);
+    let wal_report = wal.recovery_report();
+    report.bytes_truncated = wal_report.dropped_bytes;
+    report.records_dropped = wal_report.dropped_records;
+    report.wal_damage = wal_report
+        .damage
+        .as_ref()
+        .map(|d| format!("{} at offset {}: {}", d.path.display(), d.offset, d.detail));
+
+    let log: Arc<dyn strata_wal::Log> = Arc::clone(&wal) as Arc<dyn strata_wal::Log>;
+    let committer = Committer::new(
+        Arc::clone(&cold_store),
+        Arc::clone(&log),
+        Arc::clone(&clock),
+        CommitterOptions {
+            quiet_ms: config.commit_quiet_secs * 1000,
+            max_age_ms: config.commit_max_age_secs * 1000,
+            max_batch_bytes: usize::try_from(config.commit_max_bytes).unwrap_or(usize::MAX),
+        },
+    )?;
+    let remote = match &config.remote {
+        Some(url) => Some(Arc::new(Remote::new(
+            Arc::clone(&cold_store),
+            RemoteOptions {
+                transport,
+                push_every: config.push_every,
+                critical_debounce: Duration::from_millis(config.critical_debounce_ms),
+                attempts: config.push_attempts,
+                retry_delay: secs(config.push_retry_secs),
+                ..RemoteOptions::new(url.clone())
+            },
+            Arc::clone(&clock),
+        )?)),
+        None => None,
+    };
+    let cold = Arc::new(ColdTier::new(Arc::clone(&cold_store)));
+    let hot = Arc::new(HotTier::new());
+    let router_slot: Arc<OnceLock<Weak<Router>>> = Arc::new(OnceLock::new());
+    let policy_slot = Arc::clone(&router_slot);
+    let cache = Arc::new(CacheTier::with_policy(
+        CacheConfig {
+            max_bytes: config.hot_capacity_bytes,
+            ..CacheConfig::default()
+        },
+        Arc::new(move |key: &[u8]| {
+            policy_slot
+                .get()
+                .and_then(Weak::upgrade)
+                .is_none_or(|router| router.classify(key).evictable)
+        }),
+    ));
+    let rules_path = dir.join(RULES_FILE);
+    let rules = if rules_path.exists() {
+        RuleSet::load(&rules_path)?
+    } else {
+        RuleSet::new()
+    };
+    let watermarks = Arc::new(Watermarks::new());
+    let cold_mark = committer.needs_log_from().saturating_sub(1);
+    let pushed = remote.as_ref().map_or(0, |r| r.pushed_lsn());
+    watermarks.advance(Stage::Warm, flushed, None);
+    watermarks.advance(
+        Stage::Cold,
+        cold_mark,
+        cold_store.head().map(|h| h.to_string()),
+    );
+    if let Some(remote) = &remote {
+        watermarks.advance(
+            Stage::Remote,
+            pushed,
+            remote.pushed_head().map(|h| h.to_string()),
+        );
+    }
+    report.resumed_from = (flushed, cold_mark, pushed);
+    let nudge = Arc::new(Nudge::new(Arc::clone(&clock)));
+    let router = Arc::new(
+        Router::builder(
+            Arc::clone(&hot) as Arc<dyn strata_tiering::Tier>,
+            Arc::clone(&cache) as Arc<dyn strata_tiering::Tier>,
+            log,
+        )
+        .warm(Arc::clone(&warm) as Arc<dyn strata_tiering::Tier>)
+        .cold(Arc::clone(&cold) as Arc<dyn strata_tiering::Tier>)
+        .clock(Arc::clone(&clock))
+        .rules(rules)
+        .rules_path(rules_path)
+        .config(RouterConfig {
+            sync,
+            breaker: BreakerConfig {
+                failure_threshold: config.breaker_failures,
+                success_threshold: config.breaker_successes,
+                open_timeout: secs(config.breaker_open_secs),
+                ..BreakerConfig::default()
+            },
+            fallback_capacity: config.fallback_cache_items,
+            replay_capacity: config.replay_queue_items,
+            health_interval: secs(config.health_check_secs),
+            warm_capacity_bytes: config.warm_capacity_bytes,
+            ..RouterConfig::default()
+        })
+        .downstream(Arc::clone(&nudge) as Arc<dyn strata_tiering::router::Downstream>)
+        .watermarks(watermarks)
+        .build(),
+    );
+    let _ = router_slot.set(Arc::downgrade(&router));
+    router.add_probe(TierId::Warm, Arc::new(probes::WarmProbe::new(&warm)));
+    router.add_probe(TierId::Cold, Arc::new(probes::ColdProbe::new(&cold_store)));
+    if let Some(remote) = &remote {
+        router.add_probe(TierId::Remote, Arc::new(probes::RemoteProbe::new(remote)));
+    }
+
+    let replayed = router.replay_log(flushed + 1)?;
+    report.records_replayed = replayed.changes;
+
+    let dir_wal = dir.join("wal");
+    let inner = Inner {
+        dir,
+        config,
+        clock,
+        _lock: lock,
+        wal,
+        hot,
+        cache,
+        warm,
+        cold,
+        committer,
+        remote,
+        router,
+        gate: RwLock::new(()),
+        maintenance: Mutex::new(()),
+        unflushed: Mutex::new(VecDeque::new()),
+        nudge,
+        recovery: RecoveryReport::default(),
+        closed: AtomicBool::new(false),
+        user_bytes: AtomicU64::new(0),
+        wal_at_open: crate::stats::dir_bytes(&dir_wal),
+        wal_dropped: AtomicU64::new(0),
+    };
+    crate::rebuild::rebuild_quarantined(&inner, report)?;
+    Ok(inner)
+}

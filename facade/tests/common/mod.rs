@@ -1,0 +1,68 @@
+//! Helpers shared by the store's integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use strata::tiering::clock::{Clock, ManualClock};
+use strata::{Config, Store};
+
+/// 2023-11-14T22:13:20Z: a plausible time for commits.
+pub const START_MS: u64 = 1_700_000_000_000;
+
+pub fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(START_MS))
+}
+
+/// A store with no maintenance thread, on `clock`.
+pub fn open(dir: &Path, clock: &Arc<ManualClock>, config: Config) -> Store {
+    Store::builder(dir)
+        .config(config)
+        .clock(Arc::clone(clock) as Arc<dyn Clock>)
+        .background(false)
+        .open()
+        .expect("open the store")
+}
+
+/// A store on the stored configuration.
+pub fn reopen(dir: &Path, clock: &Arc<ManualClock>) -> Store {
+    Store::builder(dir)
+        .clock(Arc::clone(clock) as Arc<dyn Clock>)
+        .background(false)
+        .open()
+        .expect("reopen the store")
+}
+
+/// A fresh bare repository to push to.
+pub fn bare(path: &Path) -> String {
+    let out = Command::new("git")
+        .args(["init", "--bare", "-q", "-b", "main"])
+        .arg(path)
+        .output()
+        .expect("run git init");
+    assert!(out.status.success(), "{out:?}");
+    path.display().to_string()
+}
+
+/// Runs git on a bare repository and returns its standard output.
+pub fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-c")
+        .arg("core.hooksPath=/dev/null")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn text(value: Option<strata::Value>) -> Option<String> {
+    value.map(|v| String::from_utf8(v.as_bytes().to_vec()).unwrap())
+}
