@@ -121,10 +121,14 @@ impl Worker {
         let thread_nudge = Arc::clone(&nudge);
         let handle = std::thread::Builder::new()
             .name("strata-maintenance".into())
-            .spawn(move || {
-                while thread_nudge.wait(TICK_EVERY) {
-                    let Some(inner) = weak.upgrade() else { break };
-                    inner.tick();
+            .spawn(move || loop {
+                // The first tick comes at once: whatever recovery left pending (a commit, a
+                // push) starts moving without waiting for a write.
+                let Some(inner) = weak.upgrade() else { break };
+                inner.tick();
+                drop(inner);
+                if !thread_nudge.wait(TICK_EVERY) {
+                    break;
                 }
             })
             .map_err(|source| Error::Io {

@@ -284,7 +284,9 @@ fn wire(
             RemoteOptions {
                 transport,
                 push_every: config.push_every,
-                critical_debounce: Duration::from_millis(config.critical_debounce_ms),
+                // The maintenance tick debounces CRITICAL writes from their arrival and
+                // tells the remote only once that has passed.
+                critical_debounce: Duration::ZERO,
                 attempts: config.push_attempts,
                 retry_delay: secs(config.push_retry_secs),
                 ..RemoteOptions::new(url.clone())

@@ -66,3 +66,12 @@ pub fn git(repo: &Path, args: &[&str]) -> String {
 pub fn text(value: Option<strata::Value>) -> Option<String> {
     value.map(|v| String::from_utf8(v.as_bytes().to_vec()).unwrap())
 }
+
+/// A store on the system clock without a maintenance thread.
+pub fn reopen_real(dir: &Path, config: &Config) -> Store {
+    Store::builder(dir)
+        .config(config.clone())
+        .background(false)
+        .open()
+        .expect("reopen the store")
+}
