@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+mod admin;
 pub mod config;
 mod error;
 pub mod lock;
@@ -42,6 +43,7 @@ mod scan;
 mod stats;
 mod store;
 
+pub use crate::admin::{stored_config, VerifyReport};
 pub use crate::config::Config;
 pub use crate::error::{Error, Result};
 pub use crate::maintain::MaintenanceReport;

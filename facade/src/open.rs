@@ -128,6 +128,27 @@ impl StoreBuilder {
         self
     }
 
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configuration given to the builder, directly or as a file.
+    pub(crate) fn chosen_config(&self) -> Result<Option<Config>> {
+        match (&self.config, &self.config_file) {
+            (Some(config), _) => Ok(Some(config.clone())),
+            (None, Some(path)) => Config::from_toml_file(path).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    pub(crate) fn chosen_transport(&self) -> Transport {
+        self.transport
+    }
+
+    pub(crate) fn chosen_clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// Opens the store, recovering it if needed.
     pub fn open(self) -> Result<Store> {
         let started = Instant::now();

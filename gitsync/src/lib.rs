@@ -40,6 +40,7 @@ pub mod repo;
 pub mod store;
 mod tier;
 mod transport;
+mod verify;
 
 pub use crate::committer::{CommitMetrics, Committer, CommitterOptions};
 pub use crate::error::{Error, Result};
@@ -50,4 +51,5 @@ pub use crate::remote::{
 pub use crate::store::{At, ColdOptions, ColdStore, CommitInfo, Trigger, Version};
 pub use crate::tier::ColdTier;
 pub use crate::transport::{redact, Transport};
+pub use crate::verify::VerifyReport;
 pub use git2::Oid;

@@ -253,6 +253,20 @@ impl ColdStore {
         Ok(())
     }
 
+    /// The commit a revision names: a full or abbreviated id, a ref, or an expression
+    /// such as `main~2`.
+    pub fn resolve(&self, revision: &str) -> Result<Oid> {
+        let state = self.lock();
+        let object = state
+            .repo
+            .revparse_single(revision)
+            .map_err(|e| Error::git(format!("resolve {revision:?}"), e))?;
+        let commit = object
+            .peel_to_commit()
+            .map_err(|e| Error::git(format!("{revision:?} is not a commit"), e))?;
+        Ok(commit.id())
+    }
+
     /// Unfolded chunk files.
     pub fn chunk_count(&self) -> usize {
         self.lock().chunks.len()
