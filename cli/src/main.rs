@@ -1,16 +1,24 @@
 //! The `strata` command: operate and inspect a Strata store directory.
 //!
-//! It sits on top of the `strata` facade. What exists so far is the write-ahead log, so the
-//! commands here are the ones the log supports: `demo`, which shows a crash and its recovery,
-//! and `wal dump`, which prints the log's records as JSON lines.
+//! Every command takes `--dir DIR` (default `./strata-data`). Output meant for scripts goes
+//! to standard output (`get` prints exactly the value's bytes); every error is one line on
+//! standard error. Exit codes: 0 success, 1 an absent key (`get`) or damage found
+//! (`verify`), 2 any other failure.
+//!
+//! - [`commands`]: the store commands (`init`, `put`, `get`, … `compact`);
+//! - [`demo`]: the main job of the README — writes at all four criticalities;
+//! - [`wal`]: `wal dump`;
+//! - [`output`]: how keys, values, times and failures are printed.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
-use std::time::Instant;
+mod commands;
+mod demo;
+mod output;
+mod wal;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use strata::wal::{Log, RecoveryMode, SyncPolicy, Wal, WalOptions};
 
 #[derive(Parser)]
 #[command(name = "strata", version, about = "Operate and inspect a Strata store")]
@@ -22,17 +30,102 @@ struct Cli {
     command: Cmd,
 }
 
+/// A criticality on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum Level {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl From<Level> for strata::Criticality {
+    fn from(level: Level) -> Self {
+        match level {
+            Level::Low => strata::Criticality::Low,
+            Level::Medium => strata::Criticality::Medium,
+            Level::High => strata::Criticality::High,
+            Level::Critical => strata::Criticality::Critical,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Append records durably in a child process, kill it mid-write, recover and verify.
-    Demo {
-        /// How many acknowledged writes to wait for before the kill.
-        #[arg(long, default_value_t = 2000)]
-        records: u64,
+    /// Create the store.
+    Init {
+        /// The git remote CRITICAL writes are pushed to.
+        #[arg(long)]
+        remote: Option<String>,
     },
-    /// The child half of `demo`: appends until killed, printing each acknowledged LSN.
-    #[command(hide = true)]
-    DemoWriter,
+    /// Set KEY to VALUE (`-` reads standard input).
+    Put {
+        key: String,
+        value: String,
+        /// Write at this criticality instead of the one the rules give.
+        #[arg(long, value_enum)]
+        criticality: Option<Level>,
+        /// Seconds until the value expires.
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+    /// Print exactly KEY's value; exit 1 if it is absent.
+    Get {
+        key: String,
+        /// A past commit (id, ref or `main~N`) or time (unix seconds or
+        /// YYYY-MM-DDTHH:MM:SSZ), read from the cold tier.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Delete KEY.
+    Del {
+        key: String,
+        /// Delete at this criticality instead of the one the rules give.
+        #[arg(long, value_enum)]
+        criticality: Option<Level>,
+    },
+    /// List keys in order.
+    Scan {
+        /// Only keys starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// One JSON object per line, with the value.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a classification rule: keys matching PATTERN (a key, or a glob such as
+    /// `task:*`; `\*`, `\?`, `\\` and `\xNN` escape) get LEVEL.
+    Classify {
+        pattern: String,
+        #[arg(value_enum)]
+        level: Level,
+    },
+    /// List KEY's versions in the cold tier, oldest first.
+    History { key: String },
+    /// Return once everything acknowledged so far is committed to git.
+    Sync,
+    /// Return once everything committed is pushed to the remote and verified there.
+    Push,
+    /// Fetch the remote and merge other writers' commits.
+    Pull,
+    /// Create a store in DIR from the remote at URL.
+    Clone { url: String, target: PathBuf },
+    /// Read everything back; exit 1 naming any damage.
+    Verify,
+    /// Print the store's statistics.
+    Stats {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merge the warm segments into one.
+    Compact,
+    /// Write at all four criticalities, with a local bare repository as the remote, and
+    /// show where each write landed.
+    Demo,
     /// Write-ahead log commands.
     Wal {
         #[command(subcommand)]
@@ -42,172 +135,44 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum WalCmd {
-    /// Print every record as a JSON line: {"lsn":…,"bytes":…,"text":…} or {…,"hex":…}.
+    /// Print every record as a JSON line.
     Dump,
-}
-
-/// Failure of a command, printed as one line.
-#[derive(Debug)]
-struct Failure(String);
-
-impl<E: std::error::Error> From<E> for Failure {
-    fn from(error: E) -> Self {
-        let mut line = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            line.push_str(": ");
-            line.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Failure(line)
-    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let wal_dir = cli.dir.join("wal");
+    let dir = cli.dir;
     let result = match cli.command {
-        Cmd::Demo { records } => demo(&wal_dir, records),
-        Cmd::DemoWriter => demo_writer(&wal_dir),
+        Cmd::Init { remote } => commands::init(&dir, remote),
+        Cmd::Put {
+            key,
+            value,
+            criticality,
+            ttl,
+        } => commands::put(&dir, &key, &value, criticality, ttl),
+        Cmd::Get { key, at } => commands::get(&dir, &key, at.as_deref()),
+        Cmd::Del { key, criticality } => commands::del(&dir, &key, criticality),
+        Cmd::Scan {
+            prefix,
+            limit,
+            json,
+        } => commands::scan(&dir, prefix.as_deref(), limit, json),
+        Cmd::Classify { pattern, level } => commands::classify(&dir, &pattern, level),
+        Cmd::History { key } => commands::history(&dir, &key),
+        Cmd::Sync => commands::sync(&dir, strata::Stage::Cold),
+        Cmd::Push => commands::sync(&dir, strata::Stage::Remote),
+        Cmd::Pull => commands::pull(&dir),
+        Cmd::Clone { url, target } => commands::clone(&url, &target),
+        Cmd::Verify => commands::verify(&dir),
+        Cmd::Stats { json } => commands::stats(&dir, json),
+        Cmd::Compact => commands::compact(&dir),
+        Cmd::Demo => demo::run(&dir),
         Cmd::Wal {
             command: WalCmd::Dump,
-        } => dump(&wal_dir),
+        } => wal::dump(&dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(line)) => {
-            eprintln!("strata: error: {line}");
-            ExitCode::FAILURE
-        }
+        Err(failure) => failure.report(),
     }
-}
-
-fn demo_record(lsn: u64) -> String {
-    format!("{{\"demo\":{lsn},\"note\":\"acknowledged only after fdatasync\"}}")
-}
-
-fn demo_writer(wal_dir: &Path) -> Result<(), Failure> {
-    let wal = Wal::open(wal_dir, WalOptions::default())?;
-    let mut out = std::io::stdout().lock();
-    loop {
-        let lsn = wal.last_lsn() + 1;
-        let acked = wal.append(&[demo_record(lsn).as_bytes()])?;
-        writeln!(out, "ACK {acked}")?;
-        out.flush()?;
-    }
-}
-
-fn demo(wal_dir: &Path, records: u64) -> Result<(), Failure> {
-    let before = Wal::open(wal_dir, WalOptions::default())?.last_lsn();
-    println!(
-        "write-ahead log in {}: {before} records before this run",
-        wal_dir.display()
-    );
-
-    let exe = std::env::current_exe()?;
-    let dir = wal_dir.parent().unwrap_or(Path::new("."));
-    let mut child = Command::new(exe)
-        .arg("--dir")
-        .arg(dir)
-        .arg("demo-writer")
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or(Failure("child has no stdout".into()))?;
-    let started = Instant::now();
-    let mut last_ack = before;
-    let mut acks = 0;
-    for line in BufReader::new(stdout).lines() {
-        if let Some(lsn) = line?.strip_prefix("ACK ").and_then(|n| n.parse().ok()) {
-            last_ack = lsn;
-            acks += 1;
-            if acks >= records {
-                break;
-            }
-        }
-    }
-    let elapsed = started.elapsed();
-    child.kill()?;
-    child.wait()?;
-    println!(
-        "child wrote {acks} durable records ({:.1} µs each) and was killed with SIGKILL mid-write",
-        elapsed.as_secs_f64() * 1e6 / acks.max(1) as f64
-    );
-
-    let opened = Instant::now();
-    let options = WalOptions {
-        recovery_mode: RecoveryMode::PointInTime,
-        sync_policy: SyncPolicy::Always,
-        ..WalOptions::default()
-    };
-    let wal = Wal::open(wal_dir, options)?;
-    let report = wal.recovery_report().clone();
-    println!(
-        "recovered in {:.1} ms: {} files, {} records, last LSN {}, {} records and {} bytes dropped",
-        opened.elapsed().as_secs_f64() * 1e3,
-        report.files_scanned,
-        report.records,
-        report.last_lsn,
-        report.dropped_records,
-        report.dropped_bytes
-    );
-    if let Some(damage) = &report.damage {
-        println!(
-            "  damage: {} at byte {} of {} (torn tail: {})",
-            damage.detail,
-            damage.offset,
-            damage.path.display(),
-            damage.torn_tail
-        );
-    }
-    let mut missing = 0;
-    let mut checked = 0;
-    for record in wal.read_from(before + 1)? {
-        let (lsn, bytes) = record?;
-        if lsn > last_ack {
-            break;
-        }
-        checked += 1;
-        if bytes != demo_record(lsn).as_bytes() {
-            missing += 1;
-        }
-    }
-    let expected = last_ack - before;
-    if checked != expected || missing != 0 {
-        return Err(Failure(format!(
-            "{} of {expected} acknowledged records are missing or damaged",
-            expected - checked + missing
-        )));
-    }
-    println!("verified: all {expected} acknowledged records are present and intact");
-    Ok(())
-}
-
-fn dump(wal_dir: &Path) -> Result<(), Failure> {
-    if !wal_dir.is_dir() {
-        return Err(Failure(format!(
-            "no write-ahead log at {}",
-            wal_dir.display()
-        )));
-    }
-    let options = WalOptions {
-        recovery_mode: RecoveryMode::AbsoluteConsistency,
-        ..WalOptions::default()
-    };
-    let wal = Wal::open(wal_dir, options)?;
-    let mut out = std::io::stdout().lock();
-    for record in wal.read_from(1)? {
-        let (lsn, bytes) = record?;
-        let line = match std::str::from_utf8(&bytes) {
-            Ok(text) => serde_json::json!({"lsn": lsn, "bytes": bytes.len(), "text": text}),
-            Err(_) => {
-                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                serde_json::json!({"lsn": lsn, "bytes": bytes.len(), "hex": hex})
-            }
-        };
-        writeln!(out, "{line}")?;
-    }
-    Ok(())
 }

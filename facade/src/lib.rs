@@ -51,7 +51,7 @@ pub use crate::open::{RecoveryReport, StoreBuilder, CLOSED_FILE, COLD_DIR, RULES
 pub use crate::scan::Scan;
 pub use crate::stats::{Stats, TierSize};
 pub use crate::store::{Batch, Snapshot, Store, WriteOptions};
-pub use strata_gitsync::{At, Oid, Transport, Version};
+pub use strata_gitsync::{redact, At, Oid, Transport, Version};
 pub use strata_tiering as tiering;
 pub use strata_tiering::router::{
     Class, DegradationLevel, ReadLevel, ReadOptions, ReadOutcome, Receipt, Rule, Stage,

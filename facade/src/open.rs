@@ -394,6 +394,10 @@ fn wire(
 
     let replayed = router.replay_log(flushed + 1)?;
     report.records_replayed = replayed.changes;
+    // Every logged write is now in the memtable or below it.
+    router
+        .watermarks()
+        .advance(Stage::Memory, strata_wal::Log::last_lsn(wal.as_ref()), None);
 
     let dir_wal = dir.join("wal");
     let inner = Inner {

@@ -412,10 +412,17 @@ impl Store {
         self.scan(&KeyRange::prefix(prefix.as_ref()))
     }
 
-    /// Adds or replaces the classification rule for `pattern` (an exact key, a glob such as
-    /// `task:*`, or `keyspace:NAME`, as [`Pattern::parse`] reads it). Persisted at once.
+    /// Adds or replaces the classification rule for `pattern` (an exact key or a glob such
+    /// as `task:*`, as [`Pattern::parse`] reads it). Persisted at once.
     pub fn classify(&self, pattern: &str, class: Class) -> Result<Option<Rule>> {
         let pattern = Pattern::parse(pattern)?;
+        Ok(self.inner.router.set_rule(Rule::new(pattern, class))?)
+    }
+
+    /// Sets the class of every key in keyspace `name` (keys `name:…`) that no more specific
+    /// rule matches. Persisted at once.
+    pub fn classify_keyspace(&self, name: &str, class: Class) -> Result<Option<Rule>> {
+        let pattern = Pattern::keyspace(name)?;
         Ok(self.inner.router.set_rule(Rule::new(pattern, class))?)
     }
 
@@ -449,6 +456,11 @@ impl Store {
         Key::validate(key)?;
         let entry = self.inner.cold.store().get_at(key, at)?;
         Ok(entry.and_then(|e| e.value().cloned()))
+    }
+
+    /// The cold-tier commit a revision names (a full or abbreviated id, a ref, `main~2`).
+    pub fn resolve(&self, revision: &str) -> Result<strata_gitsync::Oid> {
+        Ok(self.inner.cold.store().resolve(revision)?)
     }
 
     /// Makes everything acknowledged so far reach `stage`, and returns that stage's
