@@ -54,6 +54,16 @@ pub enum Error {
     #[error(transparent)]
     Warm(#[from] strata_segment::SegmentError),
 
+    /// A transaction lost to a concurrent write; nothing of it was applied. Retrying it
+    /// (see `Store::transact`) is the remedy.
+    #[error("transaction conflict on {key:?}: it changed after the snapshot at LSN {snapshot}")]
+    Conflict {
+        /// The first key found changed.
+        key: strata_tiering::Key,
+        /// The transaction's snapshot.
+        snapshot: u64,
+    },
+
     /// The operation needs a remote and the store has none configured.
     #[error("store {dir} has no remote (set `remote` in its configuration)")]
     NoRemote {
@@ -74,6 +84,7 @@ impl Error {
             Error::Cold(e) => e.kind(),
             Error::Warm(e) => e.kind(),
             Error::NoRemote { .. } => ErrorKind::InvalidInput,
+            Error::Conflict { .. } => ErrorKind::Other,
         }
     }
 }

@@ -42,6 +42,7 @@ mod rebuild;
 mod scan;
 mod stats;
 mod store;
+mod txn;
 
 pub use crate::admin::{stored_config, VerifyReport};
 pub use crate::config::Config;
@@ -51,6 +52,7 @@ pub use crate::open::{RecoveryReport, StoreBuilder, CLOSED_FILE, COLD_DIR, RULES
 pub use crate::scan::Scan;
 pub use crate::stats::{Stats, TierSize};
 pub use crate::store::{Batch, Snapshot, Store, WriteOptions};
+pub use crate::txn::{Isolation, Transaction};
 pub use strata_gitsync::{redact, At, Oid, Transport, Version};
 pub use strata_tiering as tiering;
 pub use strata_tiering::router::{

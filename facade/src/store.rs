@@ -191,6 +191,12 @@ impl Inner {
     }
 
     pub(crate) fn write(&self, batch: &Batch) -> Result<Receipt> {
+        let _gate = self.write_gate();
+        self.write_ungated(batch)
+    }
+
+    /// Writes a batch; the caller holds the write gate, shared or exclusive.
+    pub(crate) fn write_ungated(&self, batch: &Batch) -> Result<Receipt> {
         let mut ops = Vec::with_capacity(batch.ops.len());
         for (key, value, ttl) in &batch.ops {
             let key = key_of(key)?;
@@ -203,10 +209,7 @@ impl Inner {
                 None => Op::delete(key),
             });
         }
-        let receipt = {
-            let _gate = self.write_gate();
-            self.router.write_with(&ops, batch.criticality)?
-        };
+        let receipt = self.router.write_with(&ops, batch.criticality)?;
         if receipt.lsn.is_some() {
             let bytes: usize = batch
                 .ops

@@ -1,9 +1,10 @@
 //! Crash test of the whole store: a child process writes at every criticality — puts, deletes
-//! and atomic batches — with the maintenance thread flushing, committing and pushing, and is
-//! killed with SIGKILL at a random moment, 100 times by default (STRATA_CRASH_CYCLES for
+//! and atomic batches, and on a second thread transactions moving money between accounts —
+//! with the maintenance thread flushing, committing and pushing, and is killed with SIGKILL at a random moment, 100 times by default (STRATA_CRASH_CYCLES for
 //! more). After every kill the store reopens, reports an unclean shutdown, holds every
-//! acknowledged MEDIUM-or-higher write, holds no value that was never written, and both git
-//! repositories pass `git fsck`.
+//! acknowledged MEDIUM-or-higher write, holds no value that was never written, keeps the
+//! accounts' total, and its git repository passes `git fsck --strict` (the remote too, every
+//! tenth cycle).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use strata::{Batch, Class, Config, Criticality, Store};
+use strata::{Batch, Class, Config, Criticality, Isolation, Store};
 
 const PREFIXES: [(&str, Criticality); 4] = [
     ("low", Criticality::Low),
@@ -22,6 +23,16 @@ const PREFIXES: [(&str, Criticality); 4] = [
     ("high", Criticality::High),
     ("crit", Criticality::Critical),
 ];
+
+const ACCOUNTS: u64 = 8;
+
+fn balance(value: Option<strata::Value>) -> i64 {
+    let value = value.expect("every account exists");
+    std::str::from_utf8(value.as_bytes())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
 
 struct Rng(u64);
 
@@ -68,6 +79,24 @@ fn crash_child() {
             .unwrap();
     }
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (cycle + 1).wrapping_mul(0x2545_F491));
+    // Transfers between accounts run alongside, as transactions that may conflict.
+    let transfers = store.clone();
+    let mut transfer_rng = Rng(rng.next() | 1);
+    std::thread::spawn(move || loop {
+        let from = transfer_rng.next() % ACCOUNTS;
+        let to = (from + 1 + transfer_rng.next() % (ACCOUNTS - 1)) % ACCOUNTS;
+        let amount = (transfer_rng.next() % 20) as i64;
+        transfers
+            .transact(Isolation::Snapshot, 100, |tx| {
+                let a = balance(tx.get(format!("acct:{from}"))?);
+                let b = balance(tx.get(format!("acct:{to}"))?);
+                tx.put(format!("acct:{from}"), (a - amount).to_string());
+                tx.put(format!("acct:{to}"), (b + amount).to_string());
+                Ok(())
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    });
     let mut out = std::io::stdout().lock();
     writeln!(out, "READY").unwrap();
     out.flush().unwrap();
@@ -115,6 +144,13 @@ fn the_store_survives_sigkill_at_any_moment() {
     let remote = dir.path().join("remote.git");
     common::bare(&remote);
     let mut model: HashMap<String, History> = HashMap::new();
+    {
+        let store = common::reopen_real(&dir.path().join("store"), &config(&remote));
+        for a in 0..ACCOUNTS {
+            store.put(format!("acct:{a}"), "100").unwrap();
+        }
+        store.close().unwrap();
+    }
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
     let mut unclean = 0;
     let mut acks = 0u64;
@@ -200,13 +236,22 @@ fn the_store_survives_sigkill_at_any_moment() {
             history.tried = vec![found];
             history.acked = if low { 0 } else { 1 };
         }
+        let total: i64 = (0..ACCOUNTS)
+            .map(|a| balance(store.get(format!("acct:{a}")).unwrap()))
+            .sum();
+        assert_eq!(
+            total,
+            100 * ACCOUNTS as i64,
+            "cycle {cycle}: transfers keep the total"
+        );
         commits = commits.max(store.stats().watermarks[3].lsn);
         store.close().unwrap();
-        for repo in [
-            dir.path().join("store").join(strata::COLD_DIR),
-            remote.clone(),
-        ] {
-            common::git(&repo, &["fsck", "--strict", "--no-dangling"]);
+        // The cold repository after every kill; the remote, which only a verified push
+        // changes, every tenth cycle and after the last (a full check reads every object).
+        let cold = dir.path().join("store").join(strata::COLD_DIR);
+        common::git(&cold, &["fsck", "--strict", "--no-dangling"]);
+        if cycle % 10 == 9 || cycle + 1 == cycles {
+            common::git(&remote, &["fsck", "--strict", "--no-dangling"]);
         }
     }
     eprintln!(
