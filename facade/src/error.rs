@@ -64,6 +64,26 @@ pub enum Error {
         snapshot: u64,
     },
 
+    /// A typed value could not be encoded or decoded.
+    #[error("{op} {key:?} as {codec:?}: {detail}")]
+    Codec {
+        /// The key, when it is a valid one.
+        key: Option<strata_tiering::Key>,
+        /// The codec.
+        codec: crate::typed::Codec,
+        /// `encode` or `decode`.
+        op: &'static str,
+        /// What the codec said.
+        detail: String,
+    },
+
+    /// The key the operation needs is absent.
+    #[error("{key:?} not found")]
+    NotFound {
+        /// The key.
+        key: strata_tiering::Key,
+    },
+
     /// The operation needs a remote and the store has none configured.
     #[error("store {dir} has no remote (set `remote` in its configuration)")]
     NoRemote {
@@ -85,6 +105,7 @@ impl Error {
             Error::Warm(e) => e.kind(),
             Error::NoRemote { .. } => ErrorKind::InvalidInput,
             Error::Conflict { .. } => ErrorKind::Other,
+            Error::NotFound { .. } | Error::Codec { .. } => ErrorKind::InvalidInput,
         }
     }
 }

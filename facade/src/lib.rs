@@ -34,6 +34,7 @@
 mod admin;
 pub mod config;
 mod error;
+mod keyspace;
 pub mod lock;
 mod maintain;
 mod open;
@@ -43,16 +44,19 @@ mod scan;
 mod stats;
 mod store;
 mod txn;
+mod typed;
 
 pub use crate::admin::{stored_config, VerifyReport};
 pub use crate::config::Config;
 pub use crate::error::{Error, Result};
+pub use crate::keyspace::Keyspace;
 pub use crate::maintain::MaintenanceReport;
 pub use crate::open::{RecoveryReport, StoreBuilder, CLOSED_FILE, COLD_DIR, RULES_FILE};
 pub use crate::scan::Scan;
 pub use crate::stats::{Stats, TierSize};
 pub use crate::store::{Batch, Snapshot, Store, WriteOptions};
 pub use crate::txn::{Isolation, Transaction};
+pub use crate::typed::Codec;
 pub use strata_gitsync::{redact, At, Oid, Transport, Version};
 pub use strata_tiering as tiering;
 pub use strata_tiering::router::{

@@ -21,7 +21,7 @@ use std::sync::PoisonError;
 use std::time::Duration;
 
 use strata_tiering::router::Receipt;
-use strata_tiering::{Key, KeyRange, SeqNo, Value, LATEST};
+use strata_tiering::{Criticality, Key, KeyRange, SeqNo, Value, LATEST};
 
 use crate::error::{Error, Result};
 use crate::store::{Batch, Store};
@@ -44,6 +44,7 @@ pub struct Transaction {
     isolation: Isolation,
     writes: BTreeMap<Vec<u8>, Option<(Value, Option<Duration>)>>,
     reads: BTreeSet<Vec<u8>>,
+    criticality: Option<Criticality>,
 }
 
 impl Store {
@@ -60,6 +61,7 @@ impl Store {
             isolation,
             writes: BTreeMap::new(),
             reads: BTreeSet::new(),
+            criticality: None,
         }
     }
 
@@ -154,6 +156,12 @@ impl Transaction {
         self
     }
 
+    /// Writes every key at `criticality` instead of its class.
+    pub fn at(&mut self, criticality: Criticality) -> &mut Transaction {
+        self.criticality = Some(criticality);
+        self
+    }
+
     /// Validates and applies the writes as one atomic batch. Returns `None` when the
     /// transaction wrote nothing.
     pub fn commit(self) -> Result<Option<Receipt>> {
@@ -161,6 +169,9 @@ impl Transaction {
             return Ok(None);
         }
         let mut batch = Batch::new();
+        if let Some(criticality) = self.criticality {
+            batch.at(criticality);
+        }
         for (key, write) in &self.writes {
             match write {
                 Some((value, Some(ttl))) => batch.put_with_ttl(key, value.clone(), *ttl),
