@@ -53,7 +53,7 @@ pub use crate::keyspace::Keyspace;
 pub use crate::maintain::MaintenanceReport;
 pub use crate::open::{RecoveryReport, StoreBuilder, CLOSED_FILE, COLD_DIR, RULES_FILE};
 pub use crate::scan::Scan;
-pub use crate::stats::{Stats, TierSize};
+pub use crate::stats::{Stats, StoreHealth, TierHealth, TierSize};
 pub use crate::store::{Batch, Snapshot, Store, WriteOptions};
 pub use crate::txn::{Isolation, Transaction};
 pub use crate::typed::Codec;

@@ -228,3 +228,99 @@ impl Store {
         }
     }
 }
+
+/// One tier's health: its own report and its breaker.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TierHealth {
+    /// The tier.
+    pub tier: String,
+    /// `healthy`, or `degraded: …` / `failed: …` with the reason.
+    pub status: String,
+    /// Its breaker's state, for the tiers that have one.
+    pub breaker: Option<String>,
+}
+
+/// What [`Store::health`] reports.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// Whether every tier is healthy and every breaker closed.
+    pub healthy: bool,
+    /// `normal`, `read-only` or `in-memory`.
+    pub level: String,
+    /// Per tier, hot to remote.
+    pub tiers: Vec<TierHealth>,
+    /// The last breaker state changes, oldest first: `tier from → to (cause)`.
+    pub recent_events: Vec<String>,
+}
+
+impl Store {
+    /// Each tier's health and breaker, the degradation level and recent breaker events. It
+    /// reads what the tiers and breakers already know; the health probes run on their own
+    /// schedule (see [`Store::maintain`]).
+    pub fn health(&self) -> StoreHealth {
+        let inner = &self.inner;
+        let router = &inner.router;
+        let breaker = |tier: TierId| Some(router.breaker(tier).state().as_str().to_owned());
+        let mut tiers = vec![
+            TierHealth {
+                tier: "hot".into(),
+                status: inner.hot.health().to_string(),
+                breaker: None,
+            },
+            TierHealth {
+                tier: "wal".into(),
+                status: "healthy".into(),
+                breaker: breaker(TierId::Log),
+            },
+            TierHealth {
+                tier: "warm".into(),
+                status: inner.warm.health().to_string(),
+                breaker: breaker(TierId::Warm),
+            },
+            TierHealth {
+                tier: "cold".into(),
+                status: inner.cold.health().to_string(),
+                breaker: breaker(TierId::Cold),
+            },
+        ];
+        if let Some(remote) = &inner.remote {
+            let failed = remote.metrics().failed_pushes;
+            tiers.push(TierHealth {
+                tier: "remote".into(),
+                status: if failed == 0 {
+                    "healthy".into()
+                } else {
+                    format!("degraded: {failed} pushes failed since the store opened")
+                },
+                breaker: breaker(TierId::Remote),
+            });
+        }
+        let healthy = router.level().as_str() == "normal"
+            && tiers.iter().all(|t| {
+                t.status == "healthy" && t.breaker.as_deref().is_none_or(|b| b == "closed")
+            });
+        let recent_events = router
+            .events()
+            .recent()
+            .into_iter()
+            .map(|event| {
+                let mut line = format!(
+                    "{} {} → {}",
+                    event.tier,
+                    event.from.as_str(),
+                    event.to.as_str()
+                );
+                if let Some(cause) = event.cause {
+                    line.push_str(&format!(" ({cause})"));
+                }
+                line
+            })
+            .collect();
+        StoreHealth {
+            healthy,
+            level: router.level().as_str().to_owned(),
+            tiers,
+            recent_events,
+        }
+    }
+}

@@ -106,6 +106,18 @@ fn a_dead_remote_opens_its_breaker_and_a_live_one_closes_it() {
         ticks += 1;
         assert!(ticks <= 5, "the breaker opens by the fifth failure");
     }
+    let health = store.health();
+    assert!(!health.healthy);
+    let remote_health = health.tiers.iter().find(|t| t.tier == "remote").unwrap();
+    assert_eq!(remote_health.breaker.as_deref(), Some("open"));
+    assert!(
+        health
+            .recent_events
+            .iter()
+            .any(|e| e.starts_with("remote closed → open")),
+        "{:?}",
+        health.recent_events
+    );
     assert_eq!(store.stats().breakers[3].state, "open");
     // While open, pushes are not attempted.
     clock.advance(300);
@@ -119,6 +131,11 @@ fn a_dead_remote_opens_its_breaker_and_a_live_one_closes_it() {
     let report = store.maintain();
     assert!(report.errors.is_empty(), "{report:?}");
     assert_eq!(breaker(), BreakerState::Closed);
+    assert!(store
+        .health()
+        .tiers
+        .iter()
+        .all(|t| t.breaker.as_deref() != Some("open")));
     assert!(store.router().watermark(Stage::Remote) >= ticks);
     assert_eq!(
         git(&remote, &["rev-parse", "main"]).trim(),
