@@ -88,19 +88,7 @@ fn verify_names_a_damaged_segment() {
     assert_eq!(clean.segments, 1);
     assert!(clean.wal_records >= 300);
 
-    let segment = std::fs::read_dir(dir.path().join("segments"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "seg"))
-        .unwrap();
-    let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[64] ^= 0x01;
-    let mut perms = std::fs::metadata(&segment).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&segment, perms).unwrap();
-    std::fs::write(&segment, &bytes).unwrap();
+    common::corrupt_segment(dir.path(), 64, 0x01);
 
     let report = store.verify().unwrap();
     assert!(!report.is_clean());

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{bare, clock, git, open, text};
+use common::{bare, clock, git, open};
 use strata::tiering::router::{BreakerState, TierId};
 use strata::{Class, Config, Criticality, Stage};
 
@@ -157,19 +157,7 @@ fn the_warm_probe_finds_a_corrupt_segment() {
         store.put(format!("k{i:03}"), vec![b'x'; 100]).unwrap();
     }
     store.flush().unwrap();
-    let segment = std::fs::read_dir(dir.path().join("segments"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "seg"))
-        .expect("a segment file");
-    let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[100] ^= 0xFF;
-    let mut perms = std::fs::metadata(&segment).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&segment, perms).unwrap();
-    std::fs::write(&segment, &bytes).unwrap();
+    common::corrupt_segment(dir.path(), 100, 0xFF);
 
     clock.advance(30_000);
     let report = store.maintain();
@@ -185,5 +173,4 @@ fn the_warm_probe_finds_a_corrupt_segment() {
     assert_eq!(store.router().breaker(TierId::Warm).failures(), 1);
     // Reads of the fenced range fail openly instead of answering from an older version.
     assert!(store.get("k005").is_err());
-    let _ = text(None);
 }

@@ -23,22 +23,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn corrupt_the_segment(dir: &Path) {
-    let segment = std::fs::read_dir(dir.join("segments"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "seg"))
-        .expect("a segment file");
-    let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[80] ^= 0x10;
-    let mut perms = std::fs::metadata(&segment).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&segment, perms).unwrap();
-    std::fs::write(&segment, &bytes).unwrap();
-}
-
 #[test]
 fn an_unclean_shutdown_replays_the_wal_from_the_flushed_watermark() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,7 +81,7 @@ fn a_corrupt_segment_is_rebuilt_from_the_wal() {
     }
     store.flush().unwrap();
     store.close().unwrap();
-    corrupt_the_segment(dir.path());
+    common::corrupt_segment(dir.path(), 80, 0x10);
     std::fs::remove_file(dir.path().join(strata::CLOSED_FILE)).unwrap();
 
     let store = reopen(dir.path(), &clock);
@@ -134,7 +118,7 @@ fn a_segment_the_wal_no_longer_covers_stays_fenced_until_released() {
     store.sync(Stage::Cold).unwrap();
     store.flush().unwrap();
     store.close().unwrap();
-    corrupt_the_segment(dir.path());
+    common::corrupt_segment(dir.path(), 80, 0x10);
     std::fs::remove_file(dir.path().join(strata::CLOSED_FILE)).unwrap();
     // The WAL's records are gone (as if truncated after the flush).
     std::fs::remove_dir_all(dir.path().join("wal")).unwrap();

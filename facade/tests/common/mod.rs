@@ -75,3 +75,20 @@ pub fn reopen_real(dir: &Path, config: &Config) -> Store {
         .open()
         .expect("reopen the store")
 }
+
+/// Flips bits at `offset` of the store's (first) segment file, which is read-only on disk.
+pub fn corrupt_segment(dir: &Path, offset: usize, mask: u8) {
+    let segment = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("a segment file");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[offset] ^= mask;
+    let mut perms = std::fs::metadata(&segment).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&segment, perms).unwrap();
+    std::fs::write(&segment, &bytes).unwrap();
+}
