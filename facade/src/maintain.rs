@@ -201,7 +201,12 @@ impl Inner {
             self.config.memtable_flush_bytes,
             self.config.memtable_flush_items,
         );
-        if self.hot.should_flush(limits.0, limits.1) {
+        let retry = !self
+            .unflushed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty();
+        if retry || self.hot.should_flush(limits.0, limits.1) {
             match self.flush_memtable() {
                 Ok(flushed) => report.flushed = flushed,
                 Err(e) => report.errors.push(line(&e)),
@@ -252,7 +257,7 @@ impl Inner {
         self.committer.needs_log_from().saturating_sub(1)
     }
 
-    /// Syncs the log, freezes the memtable and writes it to warm, after any memtable an
+    /// Freezes the memtable, syncs the log and writes it to warm, after any memtable an
     /// earlier flush froze but failed to write; returns the LSN flushed through, or `None`
     /// if there was nothing to flush. The caller holds the maintenance lock.
     pub(crate) fn flush_memtable(&self) -> Result<Option<Lsn>> {
@@ -269,9 +274,8 @@ impl Inner {
             let _exclusive = self.gate.write().unwrap_or_else(PoisonError::into_inner);
             (self.hot.freeze(), self.wal.last_lsn())
         };
-        // The flushed LSN must be durable in the log: after a crash the log restarts after
-        // its last durable record, and a flushed LSN beyond that would be handed out again.
-        self.wal.sync().map_err(log_error)?;
+        // Queued before anything can fail: a frozen memtable left out of the queue would
+        // never reach warm while later flushes moved the flushed LSN past its data.
         let mut queue = self
             .unflushed
             .lock()
@@ -279,6 +283,9 @@ impl Inner {
         if let Some(frozen) = frozen {
             queue.push_back((frozen, through));
         }
+        // The flushed LSN must be durable in the log: after a crash the log restarts after
+        // its last durable record, and a flushed LSN beyond that would be handed out again.
+        self.wal.sync().map_err(log_error)?;
         let mut flushed = None;
         // Oldest first: the manifest's flushed LSN may pass a memtable only once it is in.
         while let Some((frozen, through)) = queue.front() {
