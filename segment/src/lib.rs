@@ -60,6 +60,7 @@ pub mod open;
 
 mod block;
 mod bloom;
+pub mod checkpoint;
 mod error;
 mod hash;
 mod index;
@@ -73,6 +74,7 @@ mod tier;
 mod worker;
 mod writer;
 
+pub use crate::checkpoint::{verify_dir, DirVerification, SegmentCheckpoint};
 pub use crate::compaction::CompactionReport;
 pub use crate::error::{Result, SegmentError};
 pub use crate::format::{EntryRef, Footer, SegmentId};

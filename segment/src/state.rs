@@ -224,7 +224,11 @@ impl Inner {
         result
     }
 
-    fn build_manifest(&self, version: &Version, generation: u64) -> Result<Manifest, WriteFailure> {
+    pub(crate) fn build_manifest(
+        &self,
+        version: &Version,
+        generation: u64,
+    ) -> Result<Manifest, WriteFailure> {
         let mut records = Vec::with_capacity(version.segments.len() + version.quarantined.len());
         for seg in &version.segments {
             records.push(record_of(seg).map_err(|e| e.into_failure(false))?);

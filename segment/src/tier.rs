@@ -17,6 +17,7 @@ use strata_tiering::{
     Change, Entry, EntryIter, Health, Key, KeyRange, Lsn, SeqNo, Tier, TierStats,
 };
 
+use crate::checkpoint::SegmentCheckpoint;
 use crate::compaction::CompactionReport;
 use crate::error::{Result, SegmentError};
 use crate::format::{internal_cmp, SegmentId};
@@ -202,6 +203,13 @@ impl SegmentTier {
             }
         }
         Ok(quarantined)
+    }
+
+    /// Writes a consistent checkpoint of the live segments and the manifest into `dest`
+    /// (absent or empty): hard links, so it costs no copying. See
+    /// [`checkpoint`](crate::checkpoint) for why it is consistent.
+    pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<SegmentCheckpoint> {
+        crate::checkpoint::checkpoint(&self.inner, dest.as_ref())
     }
 
     /// The quarantined segments whose key ranges are fenced.

@@ -41,6 +41,30 @@ pub trait Fs: Send + Sync + Debug {
     fn is_os_filesystem(&self) -> bool {
         false
     }
+
+    /// Makes `to` a second name of the immutable file `from` (`to` must not exist). The default
+    /// copies the bytes and syncs the copy, which is what a filesystem without links can do;
+    /// either way the caller syncs the directory.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        copy_file(self, from, to).map(drop)
+    }
+}
+
+/// Copies `from` to the new file `to` through `fs`, 1 MiB at a time, and syncs the copy.
+pub fn copy_file<F: Fs + ?Sized>(fs: &F, from: &Path, to: &Path) -> io::Result<u64> {
+    let source = fs.open_read(from)?;
+    let len = source.len()?;
+    let mut target = fs.create_new(to)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut offset = 0u64;
+    while offset < len {
+        let want = usize::try_from((len - offset).min(buf.len() as u64)).unwrap_or(buf.len());
+        source.read_exact_at(&mut buf[..want], offset)?;
+        target.append(&buf[..want])?;
+        offset += want as u64;
+    }
+    target.sync_data()?;
+    Ok(len)
 }
 
 /// An open file.
@@ -122,6 +146,16 @@ impl Fs for StdFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
+    }
+
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        // A checkpoint may sit on another filesystem, where only a copy can do.
+        match fs::hard_link(from, to) {
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                copy_file(self, from, to).map(drop)
+            }
+            other => other,
+        }
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
