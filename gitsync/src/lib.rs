@@ -26,6 +26,7 @@
 //! The crate depends on `strata-tiering` (the `Tier` contract, record format, clock) and
 //! `strata-wal` (the `Log` it tails), and on no other tier.
 
+pub mod bundle;
 pub mod codec;
 mod committer;
 mod error;
@@ -42,6 +43,7 @@ mod tier;
 mod transport;
 mod verify;
 
+pub use crate::bundle::BundleInfo;
 pub use crate::committer::{CommitMetrics, Committer, CommitterOptions};
 pub use crate::error::{Error, Result};
 pub use crate::hlc::Stamp;

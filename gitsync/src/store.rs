@@ -215,20 +215,7 @@ impl ColdStore {
     /// Saves how far the log was examined with nothing left pending: written to a temporary
     /// file, fsynced, renamed, and the directory fsynced.
     pub fn record_examined(&self, lsn: Lsn) -> Result<()> {
-        let path = self.path.join(EXAMINED_FILE);
-        let temp = self.path.join(format!("{EXAMINED_FILE}.tmp"));
-        let io = |op: &'static str, path: &Path| {
-            let path = path.to_owned();
-            move |source| Error::Io { op, path, source }
-        };
-        let mut file = std::fs::File::create(&temp).map_err(io("create", &temp))?;
-        std::io::Write::write_all(&mut file, format!("{lsn}\n").as_bytes())
-            .map_err(io("write", &temp))?;
-        file.sync_all().map_err(io("fsync", &temp))?;
-        std::fs::rename(&temp, &path).map_err(io("rename", &temp))?;
-        std::fs::File::open(&self.path)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io("fsync", &self.path))
+        write_examined(&self.path, lsn)
     }
 
     /// This writer's committed watermark as of commit `at` (0 if it has no commit of its own
@@ -635,4 +622,22 @@ fn writer_id(repo: &Repository, given: Option<&str>, now_ms: u64) -> Result<Stri
         .set_str("strata.writer", &id)
         .map_err(|e| Error::git("save the writer id", e))?;
     Ok(id)
+}
+
+/// Saves `lsn` as the examined watermark of the repository at `repo_path`.
+pub(crate) fn write_examined(repo_path: &Path, lsn: Lsn) -> Result<()> {
+    let path = repo_path.join(EXAMINED_FILE);
+    let temp = repo_path.join(format!("{EXAMINED_FILE}.tmp"));
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { op, path, source }
+    };
+    let mut file = std::fs::File::create(&temp).map_err(io("create", &temp))?;
+    std::io::Write::write_all(&mut file, format!("{lsn}\n").as_bytes())
+        .map_err(io("write", &temp))?;
+    file.sync_all().map_err(io("fsync", &temp))?;
+    std::fs::rename(&temp, &path).map_err(io("rename", &temp))?;
+    std::fs::File::open(repo_path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io("fsync", repo_path))
 }
