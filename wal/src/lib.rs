@@ -32,6 +32,7 @@
 //!   A record whose append returned an error may still become durable through that
 //!   later sync; it is never acknowledged before it is.
 
+mod copy;
 mod cursor;
 mod error;
 mod fault;
@@ -45,6 +46,7 @@ mod recovery;
 mod wal;
 mod writer;
 
+pub use crate::copy::{read_dir, WalCheckpoint};
 pub use crate::error::{Error, Result};
 pub use crate::fault::{errno, FaultyFs, FsEvent, FsOp};
 pub use crate::io::{Fs, FsFile, StdFs};

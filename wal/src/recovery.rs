@@ -113,13 +113,15 @@ struct FileScan {
     damage: Option<(Damage, u64)>,
 }
 
-/// Recovers the WAL in `dir`, repairing it as `mode` allows.
+/// Recovers the WAL in `dir`, repairing it as `mode` allows; with `repair` unset nothing is
+/// changed on disk and the returned files still hold whatever damage was reported.
 pub(crate) fn recover(
     fs: &dyn Fs,
     dir: &Path,
     mode: RecoveryMode,
     max_record_len: usize,
     next_lsn_floor: Lsn,
+    repair: bool,
 ) -> Result<Recovered> {
     let names = fs.list_dir(dir).map_err(|e| Error::io("list", dir, e))?;
     let mut files = Vec::new();
@@ -141,9 +143,11 @@ pub(crate) fn recover(
         {
             // A file whose creation did not finish: it holds a header at most.
             let path = dir.join(&name);
-            fs.remove_file(&path)
-                .map_err(|e| Error::io("remove", &path, e))?;
-            dir_changed = true;
+            if repair {
+                fs.remove_file(&path)
+                    .map_err(|e| Error::io("remove", &path, e))?;
+                dir_changed = true;
+            }
         }
     }
     files.sort();
@@ -195,17 +199,21 @@ pub(crate) fn recover(
         report.dropped_records += torn_batch_records;
         report.dropped_bytes += scan.file_len - scan.cut.min(scan.file_len);
         if scan.cut > FILE_HEADER_LEN as u64 {
-            truncate(fs, path, scan.cut)?;
+            if repair {
+                truncate(fs, path, scan.cut)?;
+            }
             kept.push((*name_lsn, path.clone()));
             expected = Some(scan.next_expected);
-        } else {
+        } else if repair {
             set_aside(fs, path, &mut report)?;
         }
         for (_, later) in &files[index + 1..] {
             let (records, bytes) = count_records(fs, later, max_record_len);
             report.dropped_records += records;
             report.dropped_bytes += bytes;
-            set_aside(fs, later, &mut report)?;
+            if repair {
+                set_aside(fs, later, &mut report)?;
+            }
         }
         dir_changed = true;
         break;
@@ -215,13 +223,13 @@ pub(crate) fn recover(
     // The previous process may have died with records in the page cache, in any file (under
     // `Never` a full file is rolled without an fsync): make them durable now, before anything
     // is built on them. Files without dirty pages cost next to nothing.
-    for (_, path) in &kept {
+    for (_, path) in kept.iter().filter(|_| repair) {
         let mut file = fs
             .open_write(path)
             .map_err(|e| Error::io("open", path, e))?;
         file.sync_data().map_err(|e| Error::io("fsync", path, e))?;
     }
-    if dir_changed {
+    if dir_changed && repair {
         fs.sync_dir(dir)
             .map_err(|e| Error::io("fsync directory", dir, e))?;
     }

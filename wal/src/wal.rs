@@ -86,7 +86,7 @@ impl Default for WalOptions {
 /// A crash-safe write-ahead log in one directory. See the crate docs for the format.
 #[derive(Debug)]
 pub struct Wal {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     ticker: Option<Ticker>,
     report: RecoveryReport,
 }
@@ -97,7 +97,7 @@ pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
     pub(crate) options: WalOptions,
     pub(crate) append: Mutex<AppendState>,
-    io: Mutex<IoState>,
+    pub(crate) io: Mutex<IoState>,
     /// Mirror of `IoState::synced`, read without the io lock.
     pub(crate) synced: AtomicU64,
     commits: CommitQueue,
@@ -152,6 +152,7 @@ impl Wal {
             options.recovery_mode,
             options.max_record_len,
             options.next_lsn_floor,
+            true,
         )?;
         // Not `report.last_lsn`: when truncation removed every record, the LSNs before
         // `next_lsn` are still spent and count as durable (nothing of them can be lost).
