@@ -84,6 +84,33 @@ pub enum Error {
         key: strata_tiering::Key,
     },
 
+    /// A line of an import could not be used; nothing of the import was written.
+    #[error("import line {line}: {detail}")]
+    Import {
+        /// The line number, from 1.
+        line: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// A checkpoint is missing, incomplete, damaged, or cannot be written where asked.
+    #[error("checkpoint {path}: {detail}")]
+    Backup {
+        /// The checkpoint directory, or the file in it.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// The store was opened read-only and the operation would change it.
+    #[error("store {dir} is open read-only: {op} is not allowed")]
+    ReadOnly {
+        /// The store directory.
+        dir: PathBuf,
+        /// The refused operation.
+        op: &'static str,
+    },
+
     /// The operation needs a remote and the store has none configured.
     #[error("store {dir} has no remote (set `remote` in its configuration)")]
     NoRemote {
@@ -103,7 +130,9 @@ impl Error {
             Error::Wal(_) => ErrorKind::Io,
             Error::Cold(e) => e.kind(),
             Error::Warm(e) => e.kind(),
-            Error::NoRemote { .. } => ErrorKind::InvalidInput,
+            Error::NoRemote { .. } | Error::Import { .. } => ErrorKind::InvalidInput,
+            Error::Backup { .. } => ErrorKind::Corruption,
+            Error::ReadOnly { .. } => ErrorKind::Unavailable,
             Error::Conflict { .. } => ErrorKind::Other,
             Error::NotFound { .. } | Error::Codec { .. } => ErrorKind::InvalidInput,
         }

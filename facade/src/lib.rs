@@ -32,14 +32,18 @@
 //! ```
 
 mod admin;
+mod backup;
+mod base64;
 pub mod config;
 mod error;
+mod export;
 mod keyspace;
 pub mod lock;
 mod maintain;
 mod open;
 mod probes;
 mod rebuild;
+mod rotate;
 mod scan;
 mod stats;
 mod store;
@@ -47,11 +51,17 @@ mod txn;
 mod typed;
 
 pub use crate::admin::{stored_config, VerifyReport};
+pub use crate::backup::{
+    verify_backup, verify_backup_with_progress, BackupReport, Checkpoint, CheckpointFile,
+    RestoreReport, BUNDLE_FILE, CHECKPOINT_FILE,
+};
 pub use crate::config::Config;
 pub use crate::error::{Error, Result};
+pub use crate::export::{DanglingRelation, ExportReport, GraphReport, ImportOptions, ImportReport};
 pub use crate::keyspace::Keyspace;
 pub use crate::maintain::MaintenanceReport;
 pub use crate::open::{RecoveryReport, StoreBuilder, CLOSED_FILE, COLD_DIR, RULES_FILE};
+pub use crate::rotate::{Rotation, RotationReport};
 pub use crate::scan::Scan;
 pub use crate::stats::{Stats, StoreHealth, TierHealth, TierSize};
 pub use crate::store::{Batch, Snapshot, Store, WriteOptions};
