@@ -6,10 +6,12 @@
 //! (`verify`), 2 any other failure.
 //!
 //! - [`commands`]: the store commands (`init`, `put`, `get`, … `compact`);
+//! - [`backup`]: `checkpoint`, `restore`, `verify-backup`, `export`, `import`;
 //! - [`demo`]: the main job of the README — writes at all four criticalities;
 //! - [`wal`]: `wal dump`;
 //! - [`output`]: how keys, values, times and failures are printed.
 
+mod backup;
 mod commands;
 mod demo;
 mod output;
@@ -123,6 +125,40 @@ enum Cmd {
     },
     /// Merge the warm segments into one.
     Compact,
+    /// Write a consistent checkpoint into DEST (absent or empty) while the store stays
+    /// usable; with `--rotate`, DEST holds daily/ and weekly/ checkpoints.
+    Checkpoint {
+        dest: PathBuf,
+        /// Take today's (and this week's) checkpoint under DEST once, dropping the oldest.
+        #[arg(long)]
+        rotate: bool,
+        /// With `--rotate`: daily checkpoints kept.
+        #[arg(long, default_value_t = 7)]
+        daily: usize,
+        /// With `--rotate`: weekly checkpoints kept.
+        #[arg(long, default_value_t = 4)]
+        weekly: usize,
+    },
+    /// Create the store in DIR (absent or empty) from the checkpoint SRC, after checking it.
+    Restore { source: PathBuf },
+    /// Check the checkpoint SRC file by file; exit 1 naming any damage.
+    VerifyBackup { source: PathBuf },
+    /// Write every key as JSON lines to FILE (`-`: standard output); entities and relations
+    /// in their own format.
+    Export { file: PathBuf },
+    /// Read JSON lines from FILE (`-`: standard input); nothing is written if a line is bad.
+    Import {
+        file: PathBuf,
+        /// Put entities and relations without a keyspace of their own into this one.
+        #[arg(long)]
+        keyspace: Option<String>,
+        /// Put entities and relations into the keyspace named by their metadata.context.
+        #[arg(long)]
+        context_keyspaces: bool,
+        /// Records written per atomic batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
     /// Write at all four criticalities, with a local bare repository as the remote, and
     /// show where each write landed.
     Demo,
@@ -166,6 +202,28 @@ fn main() -> ExitCode {
         Cmd::Verify => commands::verify(&dir),
         Cmd::Stats { json } => commands::stats(&dir, json),
         Cmd::Compact => commands::compact(&dir),
+        Cmd::Checkpoint {
+            dest,
+            rotate,
+            daily,
+            weekly,
+        } => backup::checkpoint(&dir, &dest, rotate, strata::Rotation { daily, weekly }),
+        Cmd::Restore { source } => backup::restore(&dir, &source),
+        Cmd::VerifyBackup { source } => backup::verify_backup(&source),
+        Cmd::Export { file } => backup::export(&dir, &file),
+        Cmd::Import {
+            file,
+            keyspace,
+            context_keyspaces,
+            batch,
+        } => {
+            let options = strata::ImportOptions {
+                keyspace,
+                context_as_keyspace: context_keyspaces,
+                batch_size: batch.max(1),
+            };
+            backup::import(&dir, &file, &options)
+        }
         Cmd::Demo => demo::run(&dir),
         Cmd::Wal {
             command: WalCmd::Dump,

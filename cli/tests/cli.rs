@@ -238,3 +238,99 @@ fn the_demo_writes_at_every_criticality() {
     // A second run reopens the same store cleanly.
     assert!(ok(&dir, &["demo"]).contains("clean"));
 }
+
+#[test]
+fn checkpoint_verify_restore_export_and_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    ok(&dir, &["init"]);
+    ok(&dir, &["classify", "task:*", "high"]);
+    ok(&dir, &["put", "task:1", "write the docs"]);
+    ok(&dir, &["put", "note", "medium"]);
+    ok(&dir, &["sync"]);
+
+    let cp = tmp.path().join("cp");
+    let cp_arg = cp.to_str().unwrap();
+    let wrote = ok(&dir, &["checkpoint", cp_arg]);
+    assert!(wrote.starts_with(&format!("wrote {cp_arg} (")), "{wrote}");
+    assert!(ok(&dir, &["verify-backup", cp_arg]).starts_with("ok: "));
+    let restored = tmp.path().join("restored");
+    let line = ok(&restored, &["restore", cp_arg]);
+    assert!(
+        line.starts_with(&format!("restored {cp_arg} into ")),
+        "{line}"
+    );
+    assert_eq!(ok(&restored, &["get", "task:1"]), "write the docs");
+    assert_eq!(ok(&restored, &["get", "note"]), "medium");
+    // A second restore into a store is refused, in one line.
+    let again = strata(&restored, &["restore", cp_arg]);
+    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&again.stderr).lines().count(), 1);
+
+    // Rotation: today's checkpoint, once.
+    let root = tmp.path().join("rotating");
+    let first = ok(&dir, &["checkpoint", "--rotate", root.to_str().unwrap()]);
+    assert_eq!(first.lines().count(), 2, "{first}");
+    let second = ok(&dir, &["checkpoint", "--rotate", root.to_str().unwrap()]);
+    assert!(second.starts_with("today's checkpoint exists"), "{second}");
+
+    // Damage is named, with exit code 1.
+    let bundle = cp.join("cold.bundle");
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&bundle, bytes).unwrap();
+    let damaged = strata(&dir, &["verify-backup", cp_arg]);
+    assert_eq!(damaged.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&damaged.stderr).contains("cold.bundle"));
+
+    // Export to standard output, import from standard input into a new store.
+    let export = ok(&dir, &["export", "-"]);
+    assert!(
+        export.contains(r#"{"type":"kv","key":"task:1","value":"write the docs"}"#),
+        "{export}"
+    );
+    let graph = concat!(
+        r#"{"type":"entity","name":"a","entityType":"t","observations":["x"]}"#,
+        "\n",
+        r#"{"type":"relation","from":"a","to":"b","relationType":"r"}"#,
+        "\n"
+    );
+    let copy = tmp.path().join("copy");
+    ok(&copy, &["init"]);
+    let out = with_stdin(
+        &copy,
+        &["import", "-"],
+        format!("{export}{graph}").as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("imported 1 entities, 1 relations, 2 values; 1 relations"),
+        "{summary}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"b\""));
+    assert_eq!(ok(&copy, &["get", "task:1"]), "write the docs");
+    // A bad line: its number, exit 2, nothing written.
+    let bad = with_stdin(
+        &copy,
+        &["import", "-"],
+        b"{\"type\":\"kv\",\"key\":\"x\",\"value\":\"1\"}\nnot json\n",
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("line 2"));
+    assert_eq!(strata(&copy, &["get", "x"]).status.code(), Some(1));
+    // Export to a file never overwrites one.
+    let file = tmp.path().join("out.jsonl");
+    ok(&dir, &["export", file.to_str().unwrap()]);
+    assert_eq!(
+        strata(&dir, &["export", file.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+}
