@@ -13,6 +13,15 @@ use strata::{ImportOptions, Rotation, Store};
 use crate::commands::open;
 use crate::output::Failure;
 
+/// Runs `work` under a spinner that says `what`.
+pub(crate) fn busy<T>(what: &str, work: impl FnOnce() -> T) -> T {
+    let bar = spinner("{spinner} {msg}");
+    bar.set_message(what.to_owned());
+    let result = work();
+    bar.finish_and_clear();
+    result
+}
+
 /// A spinner showing the current step, or a running count.
 fn spinner(template: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use strata::{At, Class, Config, Stage, Store, WriteOptions};
 
+use crate::backup::busy;
 use crate::output::{iso_time, key_text, one_line, parse_time, value_json, Failure};
 use crate::Level;
 
@@ -203,7 +204,11 @@ pub(crate) fn history(dir: &Path, key: &str) -> Result<(), Failure> {
 
 pub(crate) fn sync(dir: &Path, stage: Stage) -> Result<(), Failure> {
     let store = open(dir)?;
-    let receipt = store.sync(stage)?;
+    let what = match stage {
+        Stage::Remote => "committing, pushing and verifying",
+        _ => "committing",
+    };
+    let receipt = busy(what, || store.sync(stage))?;
     match (stage, &receipt.evidence) {
         (Stage::Remote, Some(head)) => println!("pushed and verified {head} (lsn {})", receipt.lsn),
         (_, Some(commit)) => println!("committed {commit} (lsn {})", receipt.lsn),
@@ -215,7 +220,7 @@ pub(crate) fn sync(dir: &Path, stage: Stage) -> Result<(), Failure> {
 
 pub(crate) fn pull(dir: &Path) -> Result<(), Failure> {
     let store = open(dir)?;
-    if store.pull()? {
+    if busy("fetching and merging", || store.pull())? {
         println!("merged new commits from the remote");
     } else {
         println!("already up to date");
@@ -225,7 +230,9 @@ pub(crate) fn pull(dir: &Path) -> Result<(), Failure> {
 }
 
 pub(crate) fn clone(url: &str, target: &Path) -> Result<(), Failure> {
-    let store = Store::builder(target).background(false).clone_from(url)?;
+    let store = busy("cloning", || {
+        Store::builder(target).background(false).clone_from(url)
+    })?;
     let keys = store.scan_prefix("")?.count();
     println!(
         "cloned {} into {} ({keys} keys)",
@@ -238,7 +245,7 @@ pub(crate) fn clone(url: &str, target: &Path) -> Result<(), Failure> {
 
 pub(crate) fn verify(dir: &Path) -> Result<(), Failure> {
     let store = open(dir)?;
-    let report = store.verify()?;
+    let report = busy("reading everything back", || store.verify())?;
     store.close()?;
     if report.is_clean() {
         println!(
@@ -311,7 +318,7 @@ pub(crate) fn stats(dir: &Path, json: bool) -> Result<(), Failure> {
 
 pub(crate) fn compact(dir: &Path) -> Result<(), Failure> {
     let store = open(dir)?;
-    let segments = store.compact()?;
+    let segments = busy("compacting", || store.compact())?;
     println!("compacted: {segments} segments");
     finish(store)
 }
