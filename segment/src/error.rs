@@ -91,6 +91,17 @@ pub enum SegmentError {
         detail: String,
     },
 
+    /// The tier was opened read-only (see [`SegmentOptions::read_only`]).
+    ///
+    /// [`SegmentOptions::read_only`]: crate::SegmentOptions::read_only
+    #[error("segment directory {path} is open read-only: {op} is not allowed")]
+    ReadOnly {
+        /// The directory.
+        path: PathBuf,
+        /// The refused operation.
+        op: &'static str,
+    },
+
     /// [`release_quarantine`](crate::SegmentTier::release_quarantine) named a segment that is
     /// not quarantined.
     #[error("segment {id} is not quarantined")]
@@ -146,7 +157,9 @@ impl SegmentError {
             SegmentError::OutOfOrder { .. }
             | SegmentError::TooLarge { .. }
             | SegmentError::NotQuarantined { .. } => ErrorKind::InvalidInput,
-            SegmentError::BadDirectory { .. } => ErrorKind::Unavailable,
+            SegmentError::BadDirectory { .. } | SegmentError::ReadOnly { .. } => {
+                ErrorKind::Unavailable
+            }
             SegmentError::Cancelled => ErrorKind::Other,
         }
     }

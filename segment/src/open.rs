@@ -39,6 +39,9 @@ pub(crate) struct Opened {
 }
 
 pub(crate) fn open(fs: &Arc<dyn Fs>, dir: &Path, options: &SegmentOptions) -> Result<Opened> {
+    if options.read_only {
+        return open_read_only(fs.as_ref(), dir, options);
+    }
     let fs_ref = fs.as_ref();
     fs_ref
         .create_dir_all(dir)
@@ -186,6 +189,64 @@ pub(crate) fn open(fs: &Arc<dyn Fs>, dir: &Path, options: &SegmentOptions) -> Re
         next_id,
         generation,
         problems,
+    })
+}
+
+/// Reads the directory as it is, for a reader beside its owner: nothing is removed, moved or
+/// rewritten, and damage is fenced in memory only. The owner may install a compaction and
+/// delete its inputs between this reading the manifest and opening a segment it lists; the
+/// manifest is then read again, since it already lists the compaction's output.
+fn open_read_only(fs: &dyn Fs, dir: &Path, options: &SegmentOptions) -> Result<Opened> {
+    const ATTEMPTS: usize = 50;
+    for _ in 0..ATTEMPTS {
+        let Some(manifest) = manifest::read(fs, dir)? else {
+            return Ok(Opened {
+                version: Version::default(),
+                next_id: 1,
+                generation: 0,
+                problems: Problems::default(),
+            });
+        };
+        let mut version = Version {
+            flushed_lsn: manifest.flushed_lsn,
+            ..Version::default()
+        };
+        let mut vanished = false;
+        for record in &manifest.records {
+            let name = file_name(record.id);
+            if record.quarantined {
+                let path = dir.join(QUARANTINE_DIR).join(&name);
+                let reason = "quarantined by the directory's owner".to_owned();
+                version.quarantined.push(fence(record, path, reason));
+                continue;
+            }
+            let path = dir.join(&name);
+            match open_checked(fs, &path, record, options) {
+                Ok(seg) => version.segments.push(Arc::new(seg)),
+                Err(SegmentError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    vanished = true;
+                    break;
+                }
+                Err(e) if is_damage(&e) => {
+                    version.quarantined.push(fence(record, path, e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !vanished {
+            return Ok(Opened {
+                version,
+                next_id: manifest.next_segment_id,
+                generation: manifest.generation,
+                problems: Problems::default(),
+            });
+        }
+    }
+    Err(SegmentError::BadDirectory {
+        path: dir.to_owned(),
+        detail: format!("its segment set changed under {ATTEMPTS} reads in a row"),
     })
 }
 

@@ -92,6 +92,13 @@ pub struct SegmentOptions {
     pub verify_on_open: bool,
     /// The clock compaction judges expiry by. Default: the system clock.
     pub clock: Clock,
+    /// Open the directory as a reader beside the process that owns it: nothing on disk is
+    /// created, removed, moved or rewritten, damage is fenced in memory only, no compaction
+    /// runs, and every change is refused with [`SegmentError::ReadOnly`]. The view is the
+    /// segment set at the open. Default: false.
+    ///
+    /// [`SegmentError::ReadOnly`]: crate::SegmentError::ReadOnly
+    pub read_only: bool,
 }
 
 impl Default for SegmentOptions {
@@ -104,6 +111,7 @@ impl Default for SegmentOptions {
             background_compaction: true,
             verify_on_open: false,
             clock: Clock::system(),
+            read_only: false,
         }
     }
 }

@@ -252,7 +252,12 @@ impl Inner {
             return;
         };
         let mut reason = why.to_string();
-        let path = match move_to_quarantine(self.fs.as_ref(), &self.dir, seg.path()) {
+        let moved = if self.options.read_only {
+            Ok(seg.path().to_owned())
+        } else {
+            move_to_quarantine(self.fs.as_ref(), &self.dir, seg.path())
+        };
+        let path = match moved {
             Ok(path) => path,
             Err(e) => {
                 reason.push_str(&format!("; could not move the file: {e}"));
@@ -277,8 +282,10 @@ impl Inner {
             reason,
         });
         // A failure is recorded in `problems` and reported by `health`; the next successful
-        // manifest update writes the quarantine too.
-        let _ = self.write_manifest(&mut installer, &next);
+        // manifest update writes the quarantine too. A reader leaves the manifest to its owner.
+        if !self.options.read_only {
+            let _ = self.write_manifest(&mut installer, &next);
+        }
         self.set_current(next);
     }
 }

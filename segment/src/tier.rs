@@ -49,7 +49,7 @@ impl SegmentTier {
     pub fn open(fs: Arc<dyn Fs>, dir: impl AsRef<Path>, options: SegmentOptions) -> Result<Self> {
         let dir = dir.as_ref().to_owned();
         let opened = open::open(&fs, &dir, &options)?;
-        let background = options.background_compaction;
+        let background = options.background_compaction && !options.read_only;
         let inner = Arc::new(Inner::new(
             fs,
             dir,
@@ -75,6 +75,21 @@ impl SegmentTier {
         &self.inner.dir
     }
 
+    /// Whether the tier was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.options.read_only
+    }
+
+    fn writable(&self, op: &'static str) -> Result<()> {
+        if self.is_read_only() {
+            return Err(SegmentError::ReadOnly {
+                path: self.inner.dir.clone(),
+                op,
+            });
+        }
+        Ok(())
+    }
+
     /// Writes `entries` as one new segment and records `flushed_lsn` (if given and higher than
     /// the one recorded) in the same manifest update: the flush of a frozen memtable.
     ///
@@ -93,6 +108,7 @@ impl SegmentTier {
     where
         I: IntoIterator<Item = (Key, Entry)>,
     {
+        self.writable("ingest")?;
         let inner = &self.inner;
         let id = inner.allocate_id();
         let mut writer = SegmentWriter::create(
@@ -166,6 +182,7 @@ impl SegmentTier {
 
     /// Runs compactions until the picker finds nothing to do; returns what each did.
     pub fn compact(&self) -> Result<Vec<CompactionReport>> {
+        self.writable("compact")?;
         let mut reports = Vec::new();
         let rounds = self.inner.current().segments.len() * 2 + 8;
         for _ in 0..rounds {
@@ -186,6 +203,7 @@ impl SegmentTier {
 
     /// Merges every live segment into one (a full, bottom-most compaction).
     pub fn compact_all(&self) -> Result<Option<CompactionReport>> {
+        self.writable("compact")?;
         self.inner.compact_once(true)
     }
 
@@ -220,6 +238,7 @@ impl SegmentTier {
     /// Lifts the fence of quarantined segment `id`, once its versions have been rebuilt (applied
     /// again from the WAL and the cold tier). The file stays in `quarantine/` for inspection.
     pub fn release_quarantine(&self, id: SegmentId) -> Result<()> {
+        self.writable("release a quarantine")?;
         let mut installer = self.inner.lock_install(false);
         let current = self.inner.current();
         let Some(pos) = current.quarantined.iter().position(|q| q.id == id) else {
