@@ -124,7 +124,7 @@ pub(crate) fn restore(dir: &Path, source: &Path) -> Result<(), Failure> {
 }
 
 pub(crate) fn export(dir: &Path, file: &Path) -> Result<(), Failure> {
-    let store = open(dir)?;
+    let store = crate::commands::open_to_read(dir)?;
     let bar = spinner("{spinner} export: {pos} lines");
     let mut tick = |lines: u64| bar.set_position(lines);
     let report = if file == Path::new("-") {

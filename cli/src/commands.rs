@@ -18,6 +18,19 @@ pub(crate) fn open(dir: &Path) -> Result<Store, Failure> {
     Ok(Store::builder(dir).background(false).open()?)
 }
 
+/// Opens an existing store to read it: read-only beside the process that holds it, if one
+/// does (it then shows what that process had made durable).
+pub(crate) fn open_to_read(dir: &Path) -> Result<Store, Failure> {
+    strata::stored_config(dir)?;
+    match Store::builder(dir).background(false).open() {
+        Err(strata::Error::Locked { .. }) => Ok(Store::builder(dir)
+            .background(false)
+            .read_only(true)
+            .open()?),
+        opened => Ok(opened?),
+    }
+}
+
 /// Runs one maintenance pass, reports its failures as warnings, and closes the store.
 fn finish(store: Store) -> Result<(), Failure> {
     for error in store.maintain().errors {
@@ -106,7 +119,7 @@ pub(crate) fn del(dir: &Path, key: &str, criticality: Option<Level>) -> Result<(
 }
 
 pub(crate) fn get(dir: &Path, key: &str, at: Option<&str>) -> Result<(), Failure> {
-    let store = open(dir)?;
+    let store = open_to_read(dir)?;
     let value = match at {
         None => store.get(key)?,
         Some(when) => {
@@ -138,7 +151,7 @@ pub(crate) fn scan(
     limit: Option<usize>,
     json: bool,
 ) -> Result<(), Failure> {
-    let store = open(dir)?;
+    let store = open_to_read(dir)?;
     let mut out = std::io::stdout().lock();
     for item in store
         .scan_prefix(prefix.unwrap_or(""))?
@@ -174,7 +187,7 @@ pub(crate) fn classify(dir: &Path, pattern: &str, level: Level) -> Result<(), Fa
 }
 
 pub(crate) fn history(dir: &Path, key: &str) -> Result<(), Failure> {
-    let store = open(dir)?;
+    let store = open_to_read(dir)?;
     let versions = store.history(key)?;
     let mut out = std::io::stdout().lock();
     for version in &versions {
@@ -244,7 +257,7 @@ pub(crate) fn clone(url: &str, target: &Path) -> Result<(), Failure> {
 }
 
 pub(crate) fn verify(dir: &Path) -> Result<(), Failure> {
-    let store = open(dir)?;
+    let store = open_to_read(dir)?;
     let report = busy("reading everything back", || store.verify())?;
     store.close()?;
     if report.is_clean() {
@@ -264,7 +277,7 @@ pub(crate) fn verify(dir: &Path) -> Result<(), Failure> {
 }
 
 pub(crate) fn stats(dir: &Path, json: bool) -> Result<(), Failure> {
-    let store = open(dir)?;
+    let store = open_to_read(dir)?;
     let stats = store.stats();
     store.close()?;
     if json {

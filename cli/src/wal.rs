@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 use strata::tiering::record::{decode_any, Record};
-use strata::wal::{Log, RecoveryMode, Wal, WalOptions};
+use strata::wal::{read_dir, StdFs, WalOptions};
 
 use crate::output::{key_text, value_json, Failure};
 
@@ -46,8 +46,10 @@ fn line(lsn: u64, bytes: &[u8]) -> Value {
     }
 }
 
-/// Prints the log of the store in `dir`. The log is opened in the strictest recovery mode,
-/// so a damaged log is reported, never repaired, by a dump.
+/// Prints the log of the store in `dir`. The log is read where it lies, without the store's
+/// lock and without repairing anything, so it works beside a running writer. Damage ends the
+/// dump with an error naming it; a torn last record (what a write in progress, or a crash
+/// during one, looks like) only with a warning.
 pub(crate) fn dump(dir: &Path) -> Result<(), Failure> {
     let wal_dir = dir.join("wal");
     if !wal_dir.is_dir() {
@@ -56,19 +58,29 @@ pub(crate) fn dump(dir: &Path) -> Result<(), Failure> {
             wal_dir.display()
         )));
     }
-    let _lock = strata::lock::DirLock::acquire(dir)?;
-    let options = WalOptions {
-        recovery_mode: RecoveryMode::AbsoluteConsistency,
-        ..WalOptions::default()
-    };
-    let wal = Wal::open(&wal_dir, options)?;
-    let Some(oldest) = wal.files().first().map(|(lsn, _)| *lsn) else {
-        return Ok(());
-    };
+    let max = WalOptions::default().max_record_len;
+    let (found, records) = read_dir(&StdFs, &wal_dir, 0, max)?;
     let mut out = std::io::stdout().lock();
-    for record in wal.read_from(oldest)? {
+    for record in records {
         let (lsn, bytes) = record?;
         writeln!(out, "{}", line(lsn, &bytes))?;
     }
-    Ok(())
+    match found.damage {
+        Some(damage) if damage.torn_tail => {
+            eprintln!(
+                "strata: warning: the log ends in a torn record: {} at offset {}: {}",
+                damage.path.display(),
+                damage.offset,
+                damage.detail
+            );
+            Ok(())
+        }
+        Some(damage) => Err(Failure::error(format!(
+            "damaged log: {} at offset {}: {}",
+            damage.path.display(),
+            damage.offset,
+            damage.detail
+        ))),
+        None => Ok(()),
+    }
 }

@@ -334,3 +334,28 @@ fn checkpoint_verify_restore_export_and_import() {
         Some(2)
     );
 }
+
+#[test]
+fn reads_work_beside_a_running_writer_and_writes_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    ok(&dir, &["init"]);
+    let writer = strata::Store::builder(&dir)
+        .background(false)
+        .open()
+        .unwrap();
+    writer.put("a", "one").unwrap();
+    writer.put("b", "two").unwrap();
+
+    assert_eq!(ok(&dir, &["get", "a"]), "one");
+    assert_eq!(ok(&dir, &["scan"]), "a\nb\n");
+    assert!(ok(&dir, &["stats"]).contains("lsn"));
+    let dump = ok(&dir, &["wal", "dump"]);
+    assert!(dump.contains(r#""key":"b""#), "{dump}");
+    assert!(ok(&dir, &["export", "-"]).contains(r#""key":"a""#));
+    let put = strata(&dir, &["put", "c", "three"]);
+    assert_eq!(put.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&put.stderr).contains("locked"));
+    writer.close().unwrap();
+    assert!(dir.join(strata::CLOSED_FILE).exists());
+}

@@ -228,6 +228,7 @@ impl Store {
         progress: &mut dyn FnMut(&str),
     ) -> Result<Checkpoint> {
         let dest = dest.as_ref();
+        self.inner.writable("checkpoint")?;
         empty_or_absent(dest)?;
         std::fs::create_dir_all(dest).map_err(io("create", dest))?;
         let inner = &self.inner;

@@ -42,6 +42,7 @@ pub mod lock;
 mod maintain;
 mod open;
 mod probes;
+mod reader;
 mod rebuild;
 mod rotate;
 mod scan;

@@ -197,6 +197,9 @@ impl Inner {
     pub(crate) fn tick(&self) -> MaintenanceReport {
         let _one = self.lock_maintenance();
         let mut report = MaintenanceReport::default();
+        if self.read_only {
+            return report;
+        }
         let limits = (
             self.config.memtable_flush_bytes,
             self.config.memtable_flush_items,
@@ -400,6 +403,7 @@ impl Inner {
 
     /// Brings everything acknowledged so far to `stage`, now.
     pub(crate) fn force(&self, stage: Stage) -> Result<StageReceipt> {
+        self.writable("sync")?;
         let watermarks = Arc::clone(self.router.watermarks());
         let synced = {
             let _gate = self.write_gate();
@@ -445,6 +449,10 @@ impl Inner {
     /// The last step of closing: sync the log and record that the shutdown was clean.
     pub(crate) fn shut_down(&self) -> Result<()> {
         self.closed.store(true, Ordering::Release);
+        if self.read_only {
+            // The directory is another process's: a clean marker here would be a lie.
+            return Ok(());
+        }
         let synced = self.wal.sync();
         synced.map_err(|source| strata_tiering::Error::Log {
             op: "sync",

@@ -81,6 +81,7 @@ pub struct StoreBuilder {
     clock: Arc<dyn Clock>,
     background: bool,
     transport: Transport,
+    read_only: bool,
 }
 
 impl StoreBuilder {
@@ -93,6 +94,7 @@ impl StoreBuilder {
             clock: Arc::new(SystemClock),
             background: true,
             transport: Transport::Auto,
+            read_only: false,
         }
     }
 
@@ -119,6 +121,18 @@ impl StoreBuilder {
     /// WAL until [`Store::maintain`] or [`Store::sync`] is called.
     pub fn background(mut self, background: bool) -> StoreBuilder {
         self.background = background;
+        self
+    }
+
+    /// Opens the store read-only (default: no), beside the process that holds it or alone:
+    /// no lock is taken and nothing on disk changes. The store shows the state at the open:
+    /// the warm segments, the cold repository and the WAL's records as they were then (a
+    /// torn record at the WAL's end is left to its writer). Every change, `sync`, `flush`,
+    /// `pull`, `compact` and `checkpoint` fails with [`Error::ReadOnly`]; `maintain` does
+    /// nothing. Reopen to see later writes. LOW writes of the other process are not visible:
+    /// they live in its memory only.
+    pub fn read_only(mut self, read_only: bool) -> StoreBuilder {
+        self.read_only = read_only;
         self
     }
 
@@ -151,6 +165,9 @@ impl StoreBuilder {
 
     /// Opens the store, recovering it if needed.
     pub fn open(self) -> Result<Store> {
+        if self.read_only {
+            return self.open_read_only();
+        }
         let started = Instant::now();
         let dir = self.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
@@ -178,7 +195,14 @@ impl StoreBuilder {
             unclean_shutdown,
             ..RecoveryReport::default()
         };
-        let mut inner = wire(dir, config, lock, self.clock, self.transport, &mut report)?;
+        let mut inner = wire(
+            dir,
+            config,
+            Some(lock),
+            self.clock,
+            self.transport,
+            &mut report,
+        )?;
         report.duration = started.elapsed();
         inner.recovery = report;
         let inner = Arc::new(inner);
@@ -190,6 +214,32 @@ impl StoreBuilder {
         Ok(Store {
             _worker: worker,
             inner,
+        })
+    }
+
+    fn open_read_only(self) -> Result<Store> {
+        let started = Instant::now();
+        let dir = self.dir.clone();
+        let config = match self.chosen_config()? {
+            Some(config) => {
+                config.validate()?;
+                config
+            }
+            None => crate::admin::stored_config(&dir)?,
+        };
+        if !dir.join(COLD_DIR).join("HEAD").exists() {
+            return Err(Error::Config {
+                path: dir.join(COLD_DIR),
+                detail: "the store has no cold repository; a read-only open creates nothing".into(),
+            });
+        }
+        let mut report = RecoveryReport::default();
+        let mut inner = wire(dir, config, None, self.clock, self.transport, &mut report)?;
+        report.duration = started.elapsed();
+        inner.recovery = report;
+        Ok(Store {
+            _worker: None,
+            inner: Arc::new(inner),
         })
     }
 }
@@ -236,21 +286,24 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// Builds every tier and the Router over them, and recovers.
+/// Builds every tier and the Router over them, and recovers. Without a lock the store is a
+/// read-only view (see [`StoreBuilder::read_only`]).
 fn wire(
     dir: PathBuf,
     config: Config,
-    lock: DirLock,
+    lock: Option<DirLock>,
     clock: Arc<dyn Clock>,
     transport: Transport,
     report: &mut RecoveryReport,
 ) -> Result<Inner> {
     let unclean = report.unclean_shutdown;
+    let read_only = lock.is_none();
     let warm = Arc::new(SegmentTier::open(
         Arc::new(strata_wal::StdFs),
         dir.join("segments"),
         SegmentOptions {
             verify_on_open: unclean,
+            read_only,
             ..SegmentOptions::default()
         },
     )?);
@@ -272,14 +325,17 @@ fn wire(
         ),
         WalSync::Never => (SyncPolicy::Never, SyncMode::LogPolicy),
     };
-    let wal = Arc::new(Wal::open(
-        dir.join("wal"),
-        WalOptions {
+    let floor = flushed.max(cold_store.committed_lsn()) + 1;
+    let (wal, foreign_log) = if read_only {
+        crate::reader::log_beside_writer(&dir, flushed, floor)?
+    } else {
+        let options = WalOptions {
             sync_policy: policy,
-            next_lsn_floor: flushed.max(cold_store.committed_lsn()) + 1,
+            next_lsn_floor: floor,
             ..WalOptions::default()
-        },
-    )?);
+        };
+        (Arc::new(Wal::open(dir.join("wal"), options)?), None)
+    };
     let wal_report = wal.recovery_report();
     report.bytes_truncated = wal_report.dropped_bytes;
     report.records_dropped = wal_report.dropped_records;
@@ -300,7 +356,7 @@ fn wire(
         },
     )?;
     let remote = match &config.remote {
-        Some(url) => Some(Arc::new(Remote::new(
+        Some(url) if !read_only => Some(Arc::new(Remote::new(
             Arc::clone(&cold_store),
             RemoteOptions {
                 transport,
@@ -314,7 +370,7 @@ fn wire(
             },
             Arc::clone(&clock),
         )?)),
-        None => None,
+        _ => None,
     };
     let cold = Arc::new(ColdTier::new(Arc::clone(&cold_store)));
     let hot = Arc::new(HotTier::new());
@@ -392,7 +448,10 @@ fn wire(
         router.add_probe(TierId::Remote, Arc::new(probes::RemoteProbe::new(remote)));
     }
 
-    let replayed = router.replay_log(flushed + 1)?;
+    let replayed = match foreign_log {
+        Some(records) => router.replay(records)?,
+        None => router.replay_log(flushed + 1)?,
+    };
     report.records_replayed = replayed.changes;
     // Every logged write is now in the memtable or below it.
     router
@@ -417,12 +476,15 @@ fn wire(
         maintenance: Mutex::new(()),
         unflushed: Mutex::new(VecDeque::new()),
         nudge,
+        read_only,
         recovery: RecoveryReport::default(),
         closed: AtomicBool::new(false),
         user_bytes: AtomicU64::new(0),
         wal_at_open: crate::stats::dir_bytes(&dir_wal),
         wal_dropped: AtomicU64::new(0),
     };
-    crate::rebuild::rebuild_quarantined(&inner, report)?;
+    if !read_only {
+        crate::rebuild::rebuild_quarantined(&inner, report)?;
+    }
     Ok(inner)
 }

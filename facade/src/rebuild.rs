@@ -92,6 +92,7 @@ impl Store {
     /// that versions only it held are lost: reads of its key range are served again, from
     /// what the other tiers hold.
     pub fn release_quarantine(&self, segment: SegmentId) -> Result<()> {
+        self.inner.writable("release a quarantine")?;
         Ok(self.inner.warm.release_quarantine(segment)?)
     }
 }

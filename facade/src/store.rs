@@ -124,7 +124,8 @@ pub(crate) struct Inner {
     pub dir: PathBuf,
     pub config: Config,
     pub clock: Arc<dyn Clock>,
-    pub _lock: DirLock,
+    /// `None` when the store is open read-only.
+    pub _lock: Option<DirLock>,
     pub wal: Arc<Wal>,
     pub hot: Arc<HotTier>,
     pub cache: Arc<CacheTier>,
@@ -142,6 +143,8 @@ pub(crate) struct Inner {
     /// flushes through; oldest first.
     pub unflushed: Mutex<VecDeque<(Arc<FrozenMemtable>, Lsn)>>,
     pub nudge: Arc<Nudge>,
+    /// Opened read-only: every change is refused, and nothing on disk is touched.
+    pub read_only: bool,
     pub recovery: RecoveryReport,
     /// Set once the shutdown has been recorded, so dropping does not do it twice.
     pub closed: AtomicBool,
@@ -195,8 +198,20 @@ impl Inner {
         self.write_ungated(batch)
     }
 
+    /// Fails with [`Error::ReadOnly`] if the store was opened read-only.
+    pub(crate) fn writable(&self, op: &'static str) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly {
+                dir: self.dir.clone(),
+                op,
+            });
+        }
+        Ok(())
+    }
+
     /// Writes a batch; the caller holds the write gate, shared or exclusive.
     pub(crate) fn write_ungated(&self, batch: &Batch) -> Result<Receipt> {
+        self.writable("write")?;
         let mut ops = Vec::with_capacity(batch.ops.len());
         for (key, value, ttl) in &batch.ops {
             let key = key_of(key)?;
@@ -418,6 +433,7 @@ impl Store {
     /// Adds or replaces the classification rule for `pattern` (an exact key or a glob such
     /// as `task:*`, as [`Pattern::parse`] reads it). Persisted at once.
     pub fn classify(&self, pattern: &str, class: Class) -> Result<Option<Rule>> {
+        self.inner.writable("classify")?;
         let pattern = Pattern::parse(pattern)?;
         Ok(self.inner.router.set_rule(Rule::new(pattern, class))?)
     }
@@ -425,12 +441,14 @@ impl Store {
     /// Sets the class of every key in keyspace `name` (keys `name:…`) that no more specific
     /// rule matches. Persisted at once.
     pub fn classify_keyspace(&self, name: &str, class: Class) -> Result<Option<Rule>> {
+        self.inner.writable("classify")?;
         let pattern = Pattern::keyspace(name)?;
         Ok(self.inner.router.set_rule(Rule::new(pattern, class))?)
     }
 
     /// Removes the rule for `pattern`.
     pub fn unclassify(&self, pattern: &str) -> Result<Option<Rule>> {
+        self.inner.writable("unclassify")?;
         let pattern = Pattern::parse(pattern)?;
         Ok(self.inner.router.remove_rule(&pattern)?)
     }
@@ -484,12 +502,14 @@ impl Store {
         let remote = self.inner.remote.as_ref().ok_or_else(|| Error::NoRemote {
             dir: self.inner.dir.clone(),
         })?;
+        self.inner.writable("pull")?;
         let _one = self.inner.lock_maintenance();
         Ok(remote.pull()?.is_some())
     }
 
     /// Merges warm segments into one and returns how many segments remain.
     pub fn compact(&self) -> Result<usize> {
+        self.inner.writable("compact")?;
         self.sync(Stage::Warm)?;
         self.inner.warm.compact_all()?;
         Ok(self.inner.warm.segments().len())

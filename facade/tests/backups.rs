@@ -158,12 +158,7 @@ fn damage_is_named_and_a_damaged_checkpoint_is_not_restored() {
         std::fs::set_permissions(path, perms).unwrap();
         std::fs::write(path, &bytes).unwrap();
     };
-    let wal = std::fs::read_dir(cp.join("wal"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .max()
-        .unwrap();
+    let wal = common::last_wal_file(&cp);
     flip(&wal, 60);
     common::corrupt_segment(&cp, 100, 0x5A);
     flip(&cp.join("cold.bundle"), 200);

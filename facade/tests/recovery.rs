@@ -41,15 +41,7 @@ fn an_unclean_shutdown_replays_the_wal_from_the_flushed_watermark() {
     copy_dir(&live, &crashed);
 
     // A torn tail: half a record's worth of garbage after the last one.
-    let wal = std::fs::read_dir(crashed.join("wal"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .max()
-        .unwrap();
-    let mut bytes = std::fs::read(&wal).unwrap();
-    bytes.extend_from_slice(&[0x42; 23]);
-    std::fs::write(&wal, &bytes).unwrap();
+    common::tear_wal(&crashed, &[0x42; 23]);
 
     let recovered = reopen(&crashed, &clock);
     let report = recovered.recovery_report().clone();

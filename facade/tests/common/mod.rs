@@ -92,3 +92,23 @@ pub fn corrupt_segment(dir: &Path, offset: usize, mask: u8) {
     std::fs::set_permissions(&segment, perms).unwrap();
     std::fs::write(&segment, &bytes).unwrap();
 }
+
+/// The newest WAL file of the store at `dir`.
+pub fn last_wal_file(dir: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .max()
+        .expect("a WAL file")
+}
+
+/// Appends `garbage` to the store's newest WAL file, as a write torn by a crash leaves it;
+/// returns the file and its new length.
+pub fn tear_wal(dir: &Path, garbage: &[u8]) -> (std::path::PathBuf, usize) {
+    let wal = last_wal_file(dir);
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes.extend_from_slice(garbage);
+    std::fs::write(&wal, &bytes).unwrap();
+    (wal, bytes.len())
+}

@@ -492,12 +492,24 @@ impl Router {
     /// Replays the log from `from` into the hot tier, as after a restart: every change record,
     /// at its LSN; probe records are skipped. Returns what was replayed.
     pub fn replay_log(&self, from: Lsn) -> Result<ReplayReport, Error> {
-        const CHUNK: usize = 256;
         let records = self.log.read_from(from).map_err(|source| Error::Log {
             op: "read",
             key: None,
             source,
         })?;
+        let report = self.replay(records)?;
+        self.watermarks
+            .advance(Stage::Wal, self.log.synced_lsn(), None);
+        Ok(report)
+    }
+
+    /// Replays log records read elsewhere (a log this Router does not own, such as one read
+    /// beside its writer) into the hot tier, as [`replay_log`](Router::replay_log) does.
+    pub fn replay(
+        &self,
+        records: impl IntoIterator<Item = Result<(Lsn, Vec<u8>), strata_wal::Error>>,
+    ) -> Result<ReplayReport, Error> {
+        const CHUNK: usize = 256;
         let mut report = ReplayReport::default();
         let mut chunk = Vec::with_capacity(CHUNK);
         for item in records {
@@ -522,8 +534,6 @@ impl Router {
         if !chunk.is_empty() {
             self.apply_logged(&chunk)?;
         }
-        self.watermarks
-            .advance(Stage::Wal, self.log.synced_lsn(), None);
         Ok(report)
     }
 }
