@@ -28,6 +28,11 @@
 //! watermark. Opening a restored store therefore replays `F + 1 ..` into the memtable and
 //! resumes the committer from its own watermark, exactly as after a crash at the moment of the
 //! copy. LOW writes live only in memory and are not in a checkpoint.
+//!
+//! On the store's own filesystem the segments of a checkpoint are the store's files under a
+//! second name: they cost no space, and they share the store's media. Copy a checkpoint to
+//! other media to survive the loss of the disk. Verification unpacks the bundle into a
+//! scratch repository under the system's temporary directory, which needs room for it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -495,6 +500,11 @@ impl StoreBuilder {
     /// `checkpoint`, then opens it with the builder's settings (its own configuration, if
     /// given, replaces the checkpoint's). The checkpoint is verified first and refused with
     /// [`Error::Backup`] if anything in it is wrong; it is never changed.
+    ///
+    /// The restored store keeps the writer id of the store the checkpoint came from, so it
+    /// takes that store's place: do not run both against one remote (a store that should sit
+    /// beside another is made with [`clone_from`](StoreBuilder::clone_from), which gets an id
+    /// of its own).
     pub fn restore_from(self, checkpoint: impl AsRef<Path>) -> Result<(Store, RestoreReport)> {
         self.restore_from_with_progress(checkpoint, &mut |_| {})
     }

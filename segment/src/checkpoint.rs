@@ -12,7 +12,9 @@
 //!
 //! Both are taken under the install lock, so no flush or compaction can swap the segment set
 //! between the links and the manifest. A compaction that finishes afterwards may delete the
-//! originals: the links keep the checkpoint's copies alive. Quarantined segments are kept as
+//! originals: the links keep the checkpoint's copies alive. Where links are impossible (another
+//! filesystem) the segments are copied, still under the install lock, so flushes and
+//! compactions wait for the copy. Quarantined segments are kept as
 //! fenced records, as in the live manifest, so a restored store refuses to serve their ranges
 //! exactly as the original did.
 //!
