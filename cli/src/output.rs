@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use base64::Engine;
+use strata::tiering::clock::{civil_from_days, days_from_civil};
 
 /// Why a command failed, and the exit code that says so.
 #[derive(Debug)]
@@ -101,30 +102,8 @@ pub(crate) fn parse_time(text: &str) -> Option<i64> {
         && (0..24).contains(&h)
         && (0..60).contains(&min)
         && (0..=60).contains(&s);
-    valid.then(|| days_from_civil(y, m, d) * 86_400 + h * 3600 + min * 60 + s)
-}
-
-// Howard Hinnant's algorithms for the proleptic Gregorian calendar.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    // `valid` bounds the month and day, so they fit.
+    valid.then(|| days_from_civil(y, m as u32, d as u32) * 86_400 + h * 3600 + min * 60 + s)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
+use strata_tiering::clock::{civil_from_days, days_from_civil};
 use strata_wal::{Fs, StdFs};
 
 use crate::backup::{backup_error, Checkpoint, CHECKPOINT_FILE};
@@ -161,32 +162,9 @@ fn link_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The civil date (year, month, day) of a day count since 1970-01-01.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// The day count since 1970-01-01 of January 1st of `year`.
-fn days_of_new_year(year: i64) -> i64 {
-    let y = year - 1;
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + 306;
-    era * 146_097 + doe - 719_468
-}
-
 /// `YYYY-MM-DD`.
 fn day_name(days: i64) -> String {
-    let (year, month, day) = civil(days);
+    let (year, month, day) = civil_from_days(days);
     format!("{year:04}-{month:02}-{day:02}")
 }
 
@@ -196,8 +174,8 @@ fn week_name(days: i64) -> String {
     // 1970-01-01 was a Thursday; ISO weekdays run 1 (Monday) to 7.
     let weekday = (days + 3).rem_euclid(7) + 1;
     let thursday = days - weekday + 4;
-    let (year, _, _) = civil(thursday);
-    let week = (thursday - days_of_new_year(year)) / 7 + 1;
+    let (year, _, _) = civil_from_days(thursday);
+    let week = (thursday - days_from_civil(year, 1, 1)) / 7 + 1;
     format!("{year:04}-W{week:02}")
 }
 
@@ -224,19 +202,10 @@ fn is_week_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn days(year: i64, month: u32, day: u32) -> i64 {
-        (0..200_000)
-            .map(|d| d - 100_000)
-            .find(|&d| civil(d) == (year, month, day))
-            .unwrap_or(i64::MIN)
-    }
-
     #[test]
     fn dates_and_iso_weeks() {
         assert_eq!(day_name(0), "1970-01-01");
         assert_eq!(day_name(20_414), "2025-11-22");
-        assert_eq!(days_of_new_year(1970), 0);
-        assert_eq!(days_of_new_year(2000), 10_957);
         // Known ISO weeks, including the ones that belong to the neighbouring year.
         for (date, week) in [
             ((2026, 11, 22), "2026-W47"),
@@ -247,7 +216,7 @@ mod tests {
             ((2027, 1, 1), "2026-W53"),
             ((1970, 1, 1), "1970-W01"),
         ] {
-            let d = days(date.0, date.1, date.2);
+            let d = days_from_civil(date.0, date.1, date.2);
             assert_eq!(week_name(d), week, "{date:?}");
         }
         assert!(is_day_name("2026-11-22") && !is_day_name("2026-11-2x"));
