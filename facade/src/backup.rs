@@ -177,14 +177,24 @@ pub(crate) fn backup_error(path: &Path, detail: impl Into<String>) -> Error {
     }
 }
 
-fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+pub(crate) fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.to_owned();
     move |source| Error::Io { op, path, source }
 }
 
+/// The CRC32 of the file at `path`, read 1 MiB at a time (a bundle can be large).
 fn crc_of(path: &Path) -> Result<u32> {
-    let bytes = std::fs::read(path).map_err(io("read", path))?;
-    Ok(crc32fast::hash(&bytes))
+    let mut file = std::fs::File::open(path).map_err(io("open", path))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match std::io::Read::read(&mut file, &mut buf) {
+            Ok(0) => return Ok(hasher.finalize()),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io("read", path)(e)),
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -193,13 +203,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Writes `bytes` to `dir/name` through a temporary file, fsynced and renamed.
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let path = dir.join(name);
     let temp = dir.join(format!("{name}.tmp"));
-    let mut file = std::fs::File::create(&temp).map_err(io("create", &temp))?;
-    std::io::Write::write_all(&mut file, bytes).map_err(io("write", &temp))?;
-    file.sync_all().map_err(io("fsync", &temp))?;
-    std::fs::rename(&temp, &path).map_err(io("rename", &temp))?;
-    sync_dir(dir)
+    crate::config::write_durably(dir, &temp, &dir.join(name), bytes)
 }
 
 fn empty_or_absent(dir: &Path) -> Result<()> {
@@ -258,13 +263,11 @@ impl Store {
 
         progress("copying the log");
         let wal = inner.wal.checkpoint(dest.join(WAL_DIR))?;
-        for (name, len) in &wal.files {
-            let path = format!("{WAL_DIR}/{name}");
-            let crc32 = Some(crc_of(&dest.join(&path))?);
+        for (name, len, crc32) in &wal.files {
             files.push(CheckpointFile {
-                path,
+                path: format!("{WAL_DIR}/{name}"),
                 len: *len,
-                crc32,
+                crc32: Some(*crc32),
             });
         }
 

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use strata_tiering::clock::{civil_from_days, days_from_civil};
 use strata_wal::{Fs, StdFs};
 
-use crate::backup::{backup_error, Checkpoint, CHECKPOINT_FILE};
-use crate::error::{Error, Result};
+use crate::backup::{backup_error, io, Checkpoint, CHECKPOINT_FILE};
+use crate::error::Result;
 use crate::store::Store;
 
 /// How many rotating checkpoints are kept.
@@ -48,11 +48,6 @@ pub struct RotationReport {
     pub removed: Vec<PathBuf>,
     /// Today's checkpoint, written now or earlier today.
     pub today: PathBuf,
-}
-
-fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_owned();
-    move |source| Error::Io { op, path, source }
 }
 
 impl Store {

@@ -55,8 +55,9 @@ pub struct WalCheckpoint {
     pub first_lsn: Lsn,
     /// Every LSN up to this one was durable before the copy began, and is in it.
     pub synced_lsn: Lsn,
-    /// The files, oldest first, with the bytes copied of each.
-    pub files: Vec<(String, u64)>,
+    /// The files, oldest first, with the bytes copied of each and their CRC32 (computed
+    /// while copying, so a checker of the copy need not read it again to get it).
+    pub files: Vec<(String, u64, u32)>,
 }
 
 impl Wal {
@@ -103,18 +104,20 @@ impl Wal {
                 .create_new(&target)
                 .map_err(|e| Error::io("create", &target, e))?;
             let mut offset = 0u64;
+            let mut crc = crc32fast::Hasher::new();
             while offset < len {
                 let want = usize::try_from(len - offset).map_or(buf.len(), |n| n.min(buf.len()));
                 source
                     .read_exact_at(&mut buf[..want], offset)
                     .map_err(|e| Error::io("read", &path, e))?;
+                crc.update(&buf[..want]);
                 out.append(&buf[..want])
                     .map_err(|e| Error::io("write", &target, e))?;
                 offset += want as u64;
             }
             out.sync_data()
                 .map_err(|e| Error::io("fsync", &target, e))?;
-            copied.files.push((name, len));
+            copied.files.push((name, len, crc.finalize()));
         }
         fs.sync_dir(dest)
             .map_err(|e| Error::io("fsync directory", dest, e))?;

@@ -42,6 +42,14 @@ fn a_checkpoint_of_a_busy_log_is_a_clean_prefix() {
     assert!(copied.synced_lsn >= 200);
     assert_eq!(copied.first_lsn, first_kept);
     assert!(copied.files.len() > 1, "{copied:?}");
+    for (name, len, crc) in &copied.files {
+        let bytes = std::fs::read(dest.join(name)).unwrap();
+        assert_eq!(
+            (bytes.len() as u64, crc32fast::hash(&bytes)),
+            (*len, *crc),
+            "{name}"
+        );
+    }
 
     let (report, reader) = read_dir(&StdFs, &dest, 0, MAX).unwrap();
     assert!(report.damage.is_none(), "{report:?}");
