@@ -242,6 +242,7 @@ mod tests {
             key,
             seqno,
             tombstone: false,
+            archived: false,
             expires_at: None,
             value: b"v",
         }

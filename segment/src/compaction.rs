@@ -31,7 +31,13 @@
 //! - the newest version at or below the horizon when it is a tombstone or has expired (by the
 //!   tier's [`Clock`](crate::Clock)), provided no segment outside the merge (nor a quarantined
 //!   one) holds anything older than it: the merge is "the bottom" for that key. Without that
-//!   proviso an older value in another segment would reappear.
+//!   proviso an older value in another segment would reappear. Tombstones and expired
+//!   versions are kept when the owner turns off
+//!   [`drop_bottom_tombstones`](crate::CompactionOptions::drop_bottom_tombstones); archival
+//!   markers never are.
+//!
+//! Whatever the horizon, a version that shares its `(key, seqno)` with an archival marker in a
+//! newer segment is dropped when the two meet in a merge: the marker is the copy that wins.
 //!
 //! A segment ingested while a merge runs may hold older seqnos (an out-of-order replay): if it
 //! could hold a version older than a dropped tombstone, the merge's result is thrown away rather
@@ -191,6 +197,11 @@ impl Inner {
             Counters::add(&counters.compaction_read_bytes, report.bytes_read);
             Counters::add(&counters.compaction_written_bytes, report.bytes_written);
             Counters::add(&counters.versions_dropped, report.versions_dropped);
+            if report.bottom {
+                // Every marker and the version it stands for met in this merge (a marker
+                // written meanwhile is forgotten, which errs toward archiving a little more).
+                counters.archived_unreclaimed_bytes.store(0, Ordering::Relaxed);
+            }
         }
         let nanos = u64::try_from(report.duration.as_nanos()).unwrap_or(u64::MAX);
         Counters::add(&counters.compaction_nanos, nanos);
@@ -239,7 +250,9 @@ impl Inner {
                     continue;
                 }
                 seen_at_horizon = true;
-                let dead = entry.tombstone || entry.expires_at.is_some_and(|at| at <= now);
+                let dead = entry.archived
+                    || (self.options.compaction.drop_bottom_tombstones
+                        && (entry.tombstone || entry.expires_at.is_some_and(|at| at <= now)));
                 if dead && entry.seqno < floor {
                     merged.dropped += 1;
                     merged.bottom_drop_max = merged.bottom_drop_max.max(Some(entry.seqno));

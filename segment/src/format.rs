@@ -38,9 +38,16 @@
 //! +-----------+-------+-------+-----------+----------------+---------+-----------+
 //!   0           4       12      13          17
 //!   key len   = 1 ..= 65536 (MAX_KEY_LEN)
-//!   flags     = bit 0 TOMBSTONE (then value len is 0), bit 1 HAS_EXPIRY; other bits 0
+//!   flags     = bit 0 TOMBSTONE (then value len is 0), bit 1 HAS_EXPIRY, bit 2 ARCHIVED
+//!               (then value len is 0 and bits 0 and 1 are clear); other bits 0
 //!   expires at = unix milliseconds, present only with HAS_EXPIRY
 //! ```
+//!
+//! An ARCHIVED entry is a marker, not a version: "this key's versions up to this seqno now
+//! live in the cold tier". A reader that meets it as a key's newest visible version answers
+//! as if the segments held nothing for the key, so the read falls through to cold. It shares
+//! its seqno with the version it archived and is written in a later segment, so on that tie
+//! the marker (the newer segment's copy) is what readers and merges keep.
 //!
 //! # Block index (one record per data block, after the segment's first key)
 //!
@@ -138,6 +145,8 @@ pub const BLOOM_LINE_BYTES: usize = 64;
 pub const FLAG_TOMBSTONE: u8 = 0b01;
 /// Entry flag: the entry carries an expiry time.
 pub const FLAG_HAS_EXPIRY: u8 = 0b10;
+/// Entry flag: the entry is an archival marker (see the entry format above).
+pub const FLAG_ARCHIVED: u8 = 0b100;
 /// The most probes a filter may ask for.
 pub const MAX_PROBES: u32 = 16;
 /// The largest value a segment can hold (its length must fit the u32 length field).
@@ -309,6 +318,8 @@ pub struct EntryRef<'a> {
     pub seqno: SeqNo,
     /// True for a deletion.
     pub tombstone: bool,
+    /// True for an archival marker: the key's versions up to `seqno` live in the cold tier.
+    pub archived: bool,
     /// Expiry in unix milliseconds.
     pub expires_at: Option<u64>,
     /// The value's bytes (empty for a deletion).
@@ -335,6 +346,9 @@ impl EntryRef<'_> {
         if self.expires_at.is_some() {
             flags |= FLAG_HAS_EXPIRY;
         }
+        if self.archived {
+            flags |= FLAG_ARCHIVED;
+        }
         out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
         out.extend_from_slice(&self.seqno.to_le_bytes());
         out.push(flags);
@@ -352,8 +366,12 @@ impl EntryRef<'_> {
         let seqno = read_u64(slot, 4).ok_or("entry header cut short")?;
         let flags = *slot.get(12).ok_or("entry header cut short")?;
         let value_len = read_u32(slot, 13).ok_or("entry header cut short")? as usize;
-        if flags & !(FLAG_TOMBSTONE | FLAG_HAS_EXPIRY) != 0 {
+        if flags & !(FLAG_TOMBSTONE | FLAG_HAS_EXPIRY | FLAG_ARCHIVED) != 0 {
             return Err("unknown entry flags");
+        }
+        let archived = flags & FLAG_ARCHIVED != 0;
+        if archived && (flags != FLAG_ARCHIVED || value_len != 0) {
+            return Err("archival marker with a value, a deletion or an expiry");
         }
         if key_len == 0 || key_len > MAX_KEY_LEN {
             return Err("entry key length out of range");
@@ -377,6 +395,7 @@ impl EntryRef<'_> {
             key,
             seqno,
             tombstone,
+            archived,
             expires_at,
             value,
         })
@@ -477,6 +496,7 @@ mod tests {
                 key: b"k",
                 seqno: 5,
                 tombstone: false,
+                archived: false,
                 expires_at: None,
                 value: b"value",
             },
@@ -484,7 +504,16 @@ mod tests {
                 key: b"key",
                 seqno: u64::MAX,
                 tombstone: true,
+                archived: false,
                 expires_at: Some(0),
+                value: b"",
+            },
+            EntryRef {
+                key: b"gone",
+                seqno: 9,
+                tombstone: false,
+                archived: true,
+                expires_at: None,
                 value: b"",
             },
         ];

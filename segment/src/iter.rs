@@ -160,7 +160,8 @@ impl Cursor {
     }
 }
 
-/// Every version in one segment within a key range, in segment order.
+/// Every version in one segment within a key range, in segment order. Archival markers are
+/// not versions and are skipped.
 #[derive(Debug)]
 pub struct SegmentIter {
     cursor: Option<Cursor>,
@@ -182,22 +183,29 @@ impl SegmentIter {
     }
 
     fn step(&mut self) -> Result<Option<(Key, Entry)>> {
-        let Some(cursor) = self.cursor.as_mut() else {
-            return Ok(None);
-        };
-        let Some(entry) = cursor.entry()? else {
-            return Ok(None);
-        };
-        if !below_end(entry.key, &self.end) {
-            self.cursor = None;
-            return Ok(None);
+        loop {
+            let Some(cursor) = self.cursor.as_mut() else {
+                return Ok(None);
+            };
+            let Some(entry) = cursor.entry()? else {
+                return Ok(None);
+            };
+            if !below_end(entry.key, &self.end) {
+                self.cursor = None;
+                return Ok(None);
+            }
+            let item = match to_entry(&entry) {
+                Some(owned) => Some((
+                    to_key(cursor.segment(), entry.key, cursor.block_index())?,
+                    owned,
+                )),
+                None => None,
+            };
+            cursor.advance()?;
+            if item.is_some() {
+                return Ok(item);
+            }
         }
-        let item = (
-            to_key(cursor.segment(), entry.key, cursor.block_index())?,
-            to_entry(&entry),
-        );
-        cursor.advance()?;
-        Ok(Some(item))
     }
 }
 

@@ -60,6 +60,12 @@ pub struct CompactionOptions {
     /// Merge everything when the segments above the oldest add up to more than this many times
     /// its size. Default: 2.0.
     pub max_space_amplification: f64,
+    /// Whether a merge at the bottom may drop a tombstone (or an expired version) that is its
+    /// key's newest version below the GC horizon. Default: true. An owner with a tier below
+    /// this one turns it off: that tier may still hold an older value the tombstone hides, so
+    /// the tombstone must stay until it is archived there. Archival markers are dropped at the
+    /// bottom either way, as what they stand for already lives below.
+    pub drop_bottom_tombstones: bool,
 }
 
 impl Default for CompactionOptions {
@@ -69,6 +75,7 @@ impl Default for CompactionOptions {
             max_merge_width: 16,
             size_ratio: 1.0,
             max_space_amplification: 2.0,
+            drop_bottom_tombstones: true,
         }
     }
 }

@@ -62,7 +62,8 @@ impl Inner {
         }) {
             return Err(fence.error_for(key));
         }
-        Ok(best.map(|b| to_entry(&b)))
+        // An archival marker answers "nothing here" but, like a version, settles the fence.
+        Ok(best.and_then(|b| to_entry(&b)))
     }
 
     /// Quarantines a segment whose read failed its checks; other errors pass through.
@@ -192,8 +193,11 @@ impl ScanIter {
                 continue;
             }
             self.done_with_key = true;
+            let Some(owned) = to_entry(&entry) else {
+                continue;
+            };
             let key = to_key(version.segment(), entry.key, version.block_index())?;
-            return Ok(Some((key, to_entry(&entry))));
+            return Ok(Some((key, owned)));
         }
     }
 

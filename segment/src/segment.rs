@@ -248,10 +248,13 @@ impl Segment {
         self.bloom.may_contain(filter, hash)
     }
 
-    /// The newest version of `key` with `seqno <= snapshot`, if this segment holds one.
+    /// The newest version of `key` with `seqno <= snapshot`, if this segment holds one and it
+    /// is not an archival marker.
     pub fn get(&self, key: &[u8], snapshot: SeqNo) -> Result<Option<Entry>> {
         let hash = bloom::key_hash(key);
-        Ok(self.get_ref(key, hash, snapshot)?.map(|e| to_entry(&e)))
+        Ok(self
+            .get_ref(key, hash, snapshot)?
+            .and_then(|e| to_entry(&e)))
     }
 
     /// As [`get`](Self::get), borrowing the entry, with the key's hash computed by the caller.
@@ -470,9 +473,13 @@ impl Segment {
 #[path = "segment_tests.rs"]
 mod tests;
 
-/// Turns a stored entry into an owned one.
-pub(crate) fn to_entry(e: &EntryRef<'_>) -> Entry {
-    Entry {
+/// Turns a stored entry into an owned one; `None` for an archival marker, which reads treat
+/// as the segments holding nothing for the key.
+pub(crate) fn to_entry(e: &EntryRef<'_>) -> Option<Entry> {
+    if e.archived {
+        return None;
+    }
+    Some(Entry {
         seqno: e.seqno,
         kind: if e.tombstone {
             EntryKind::Tombstone
@@ -480,7 +487,7 @@ pub(crate) fn to_entry(e: &EntryRef<'_>) -> Entry {
             EntryKind::Value(Value::from(e.value))
         },
         expires_at: e.expires_at,
-    }
+    })
 }
 
 /// Turns a stored key into an owned one; stored keys were checked when their block was.

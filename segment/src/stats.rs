@@ -57,6 +57,13 @@ pub struct SegmentStats {
     pub reads: u64,
     /// Changes applied or ingested.
     pub writes: u64,
+    /// Versions marked archived by [`SegmentTier::evict`](crate::SegmentTier::evict).
+    pub archived: u64,
+    /// Payload bytes (key and value) of archived versions whose space no full merge has
+    /// reclaimed yet. The tier's reported size leaves them out, so an owner archiving for
+    /// capacity does not archive them twice over while it waits for compaction. It starts at
+    /// zero when the tier opens.
+    pub archived_unreclaimed_bytes: u64,
 }
 
 /// The live counters behind [`SegmentStats`].
@@ -76,6 +83,8 @@ pub(crate) struct Counters {
     pub bloom_skips: AtomicU64,
     pub reads: AtomicU64,
     pub writes: AtomicU64,
+    pub archived: AtomicU64,
+    pub archived_unreclaimed_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -106,6 +115,8 @@ impl Counters {
         stats.bloom_skips = get(&self.bloom_skips);
         stats.reads = get(&self.reads);
         stats.writes = get(&self.writes);
+        stats.archived = get(&self.archived);
+        stats.archived_unreclaimed_bytes = get(&self.archived_unreclaimed_bytes);
         stats.write_amplification = if stats.ingested_bytes == 0 {
             1.0
         } else {

@@ -20,7 +20,7 @@ use strata_tiering::{
 use crate::checkpoint::SegmentCheckpoint;
 use crate::compaction::CompactionReport;
 use crate::error::{Result, SegmentError};
-use crate::format::{internal_cmp, SegmentId};
+use crate::format::{internal_cmp, EntryRef, SegmentId};
 use crate::open;
 use crate::options::SegmentOptions;
 use crate::read::ScanIter;
@@ -109,6 +109,66 @@ impl SegmentTier {
         I: IntoIterator<Item = (Key, Entry)>,
     {
         self.writable("ingest")?;
+        self.write_and_install(
+            |writer| {
+                for (key, entry) in entries {
+                    writer.add(&key, &entry)?;
+                }
+                Ok(())
+            },
+            flushed_lsn,
+        )
+    }
+
+    /// Marks versions as archived: the cold tier holds them now, so the warm tier stops
+    /// answering for them and its compactions reclaim their space.
+    ///
+    /// Each change's `(key, seqno)` gets an archival marker (see [`format`](crate::format)) in one new
+    /// segment. A read of the key at a snapshot that sees the marker finds nothing in warm,
+    /// and falls through to cold. A version of the key newer than `seqno` is untouched and
+    /// keeps hiding the marker. Several seqnos of one key keep the highest. Returns the new
+    /// segment's id, or `None` when `archived` is empty. On error nothing is installed.
+    pub fn evict(&self, archived: &[Change]) -> Result<Option<SegmentId>> {
+        self.writable("evict")?;
+        let mut markers: Vec<(&Key, SeqNo)> =
+            archived.iter().map(|c| (&c.key, c.entry.seqno)).collect();
+        markers.sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
+        markers.dedup_by(|later, first| later.0 == first.0);
+        if markers.is_empty() {
+            return Ok(None);
+        }
+        let id = self.write_and_install(
+            |writer| {
+                for (key, seqno) in &markers {
+                    writer.add_ref(&EntryRef {
+                        key: key.as_bytes(),
+                        seqno: *seqno,
+                        tombstone: false,
+                        archived: true,
+                        expires_at: None,
+                        value: &[],
+                    })?;
+                }
+                Ok(())
+            },
+            None,
+        )?;
+        let counters = &self.inner.counters;
+        Counters::add(&counters.archived, markers.len() as u64);
+        let payload: usize = archived
+            .iter()
+            .map(|c| c.key.as_bytes().len() + c.entry.value().map_or(0, |v| v.len()))
+            .sum();
+        Counters::add(&counters.archived_unreclaimed_bytes, payload as u64);
+        Ok(id)
+    }
+
+    /// Writes one new segment with `fill` and installs it with `flushed_lsn`.
+    fn write_and_install(
+        &self,
+        fill: impl FnOnce(&mut SegmentWriter) -> Result<()>,
+        flushed_lsn: Option<Lsn>,
+    ) -> Result<Option<SegmentId>> {
         let inner = &self.inner;
         let id = inner.allocate_id();
         let mut writer = SegmentWriter::create(
@@ -117,9 +177,7 @@ impl SegmentTier {
             id,
             inner.options.writer.clone(),
         )?;
-        for (key, entry) in entries {
-            writer.add(&key, &entry)?;
-        }
+        fill(&mut writer)?;
         let segment = if writer.entry_count() > 0 {
             let info = writer.finish()?;
             match Segment::open(inner.fs.as_ref(), &info.path, inner.options.read_mode) {
@@ -425,7 +483,12 @@ impl Tier for SegmentTier {
                 .map(|s| s.footer().entry_count)
                 .sum(),
             live_keys: None,
-            bytes: version.segments.iter().map(|s| s.file_len()).sum(),
+            bytes: version
+                .segments
+                .iter()
+                .map(|s| s.file_len())
+                .sum::<u64>()
+                .saturating_sub(counters.archived_unreclaimed_bytes.load(Ordering::Relaxed)),
             reads: counters.reads.load(Ordering::Relaxed),
             writes: counters.writes.load(Ordering::Relaxed),
         }

@@ -155,6 +155,7 @@ impl SegmentWriter {
             key: key.as_bytes(),
             seqno: entry.seqno,
             tombstone,
+            archived: false,
             expires_at: entry.expires_at,
             value,
         })
