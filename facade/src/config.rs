@@ -31,6 +31,9 @@ pub struct Config {
     pub hot_capacity_bytes: u64,
     /// Bytes of warm segments before the oldest entries are archived to cold. Default: 2 GiB.
     pub warm_capacity_bytes: u64,
+    /// Seconds between archival passes, which move warm entries past their TTL (or the
+    /// oldest, while warm is over `warm_capacity_bytes`) to cold. Default: 600.
+    pub archive_interval_secs: u64,
     /// Memtable bytes that trigger a flush to warm. Default: 64 MiB.
     pub memtable_flush_bytes: u64,
     /// Memtable entries that trigger a flush to warm. Default: 10,000.
@@ -79,6 +82,7 @@ impl Default for Config {
         Config {
             hot_capacity_bytes: 256 * MIB,
             warm_capacity_bytes: 2048 * MIB,
+            archive_interval_secs: 600,
             memtable_flush_bytes: 64 * MIB,
             memtable_flush_items: 10_000,
             wal_sync: "always".into(),
@@ -165,6 +169,7 @@ impl Config {
         let positive = [
             ("hot_capacity_bytes", self.hot_capacity_bytes),
             ("warm_capacity_bytes", self.warm_capacity_bytes),
+            ("archive_interval_secs", self.archive_interval_secs),
             ("memtable_flush_bytes", self.memtable_flush_bytes),
             ("memtable_flush_items", self.memtable_flush_items),
             ("commit_max_bytes", self.commit_max_bytes),

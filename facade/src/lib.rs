@@ -32,6 +32,7 @@
 //! ```
 
 mod admin;
+mod archive;
 mod backup;
 mod base64;
 pub mod config;
@@ -71,8 +72,8 @@ pub use crate::typed::Codec;
 pub use strata_gitsync::{redact, At, Oid, Transport, Version};
 pub use strata_tiering as tiering;
 pub use strata_tiering::router::{
-    Class, DegradationLevel, ReadLevel, ReadOptions, ReadOutcome, Receipt, Rule, Stage,
-    StageReceipt,
+    ArchiveReport, Class, DegradationLevel, ReadLevel, ReadOptions, ReadOutcome, Receipt, Rule,
+    Source, Stage, StageReceipt,
 };
 pub use strata_tiering::{Criticality, Key, KeyRange, Value};
 pub use strata_wal as wal;

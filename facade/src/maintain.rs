@@ -4,13 +4,15 @@
 //! [`Store::maintain`] in tests, which drive the clock themselves):
 //!
 //! ```text
+//!  0. warm GC horizon             the oldest pinned snapshot (see `archive`)
 //!  1. memtable over its limits?   sync the log, freeze, ingest into warm ─► Warm watermark
 //!  2. committer                   commit HIGH+ changes on its triggers    ─► Cold watermark
 //!                                 (at once when a wait asks, or a CRITICAL write's
 //!                                  debounce has passed)
 //!  3. remote                      push every N commits or for CRITICAL    ─► Remote watermark
-//!  4. health                      probes feed the breakers; a degraded store drains its queue
-//!  5. WAL                         drop files every stage has passed
+//!  4. archival, when due          old or excess warm entries committed to cold, then marked
+//!  5. health                      probes feed the breakers; a degraded store drains its queue
+//!  6. WAL                         drop files every stage has passed
 //! ```
 //!
 //! Steps 2 and 3 run only while their breaker lets calls through, and report every failure
@@ -169,6 +171,8 @@ pub struct MaintenanceReport {
     pub pushed: Option<String>,
     /// The health probes run.
     pub health: HealthReport,
+    /// Entries an archival pass moved from warm to cold.
+    pub archived: usize,
     /// The WAL position below which files were dropped.
     pub wal_kept_from: Option<Lsn>,
     /// Failures, one line each; each was also reported to its tier's breaker.
@@ -204,6 +208,8 @@ impl Inner {
             self.config.memtable_flush_bytes,
             self.config.memtable_flush_items,
         );
+        // Before the flush, whose ingest may start a compaction that reads the horizon.
+        self.update_gc_horizon();
         let retry = !self
             .unflushed
             .lock()
@@ -238,6 +244,10 @@ impl Inner {
         }
         match self.push(false) {
             Ok(pushed) => report.pushed = pushed.map(|oid| oid.to_string()),
+            Err(e) => report.errors.push(line(&e)),
+        }
+        match self.archive_if_due(false) {
+            Ok(archived) => report.archived = archived.map_or(0, |a| a.archived),
             Err(e) => report.errors.push(line(&e)),
         }
         {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use strata_gitsync::{ColdOptions, ColdStore, ColdTier, Committer, CommitterOptions, Remote};
 use strata_gitsync::{RemoteOptions, Transport};
 use strata_memtable::{CacheConfig, CacheTier, HotTier};
-use strata_segment::{SegmentOptions, SegmentTier};
+use strata_segment::{CompactionOptions, SegmentOptions, SegmentTier};
 use strata_tiering::clock::{Clock, SystemClock};
 use strata_tiering::router::{
     BreakerConfig, RouterConfig, RuleSet, Stage, SyncMode, TierId, Watermarks,
@@ -304,6 +304,11 @@ fn wire(
         SegmentOptions {
             verify_on_open: unclean,
             read_only,
+            // Cold may hold an older value a warm tombstone hides (see `archive`).
+            compaction: CompactionOptions {
+                drop_bottom_tombstones: false,
+                ..CompactionOptions::default()
+            },
             ..SegmentOptions::default()
         },
     )?);
@@ -420,6 +425,7 @@ fn wire(
         )
         .warm(Arc::clone(&warm) as Arc<dyn strata_tiering::Tier>)
         .cold(Arc::clone(&cold) as Arc<dyn strata_tiering::Tier>)
+        .evictor(Arc::new(crate::archive::WarmEvictor::new(&warm)))
         .clock(Arc::clone(&clock))
         .rules(rules)
         .rules_path(rules_path)
@@ -459,6 +465,7 @@ fn wire(
         .advance(Stage::Memory, strata_wal::Log::last_lsn(wal.as_ref()), None);
 
     let dir_wal = dir.join("wal");
+    let opened_at = clock.now_ms();
     let inner = Inner {
         dir,
         config,
@@ -482,6 +489,8 @@ fn wire(
         user_bytes: AtomicU64::new(0),
         wal_at_open: crate::stats::dir_bytes(&dir_wal),
         wal_dropped: AtomicU64::new(0),
+        pins: Arc::default(),
+        last_archive_ms: AtomicU64::new(opened_at),
     };
     if !read_only {
         crate::rebuild::rebuild_quarantined(&inner, report)?;

@@ -153,6 +153,10 @@ pub(crate) struct Inner {
     /// WAL bytes on disk when the store opened, and in files dropped since.
     pub wal_at_open: u64,
     pub wal_dropped: AtomicU64,
+    /// Seqnos that snapshots and transactions read at; they bound the warm GC horizon.
+    pub pins: Arc<crate::archive::Pins>,
+    /// When the last archival pass ran (the store's clock, unix ms).
+    pub last_archive_ms: AtomicU64,
 }
 
 /// An open store. Cheap to clone; `Send + Sync`.
@@ -413,8 +417,10 @@ impl Store {
 
     /// A consistent view of the store as it is now; it stays readable while writes go on.
     pub fn snapshot(&self) -> Snapshot {
+        let pin = self.inner.pins.pin(|| self.inner.stable_seqno());
         Snapshot {
-            seqno: self.inner.stable_seqno(),
+            seqno: pin.seqno(),
+            _pin: Arc::new(pin),
             store: self.clone(),
         }
     }
@@ -511,6 +517,7 @@ impl Store {
     pub fn compact(&self) -> Result<usize> {
         self.inner.writable("compact")?;
         self.sync(Stage::Warm)?;
+        self.inner.update_gc_horizon();
         self.inner.warm.compact_all()?;
         Ok(self.inner.warm.segments().len())
     }
@@ -533,6 +540,8 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     seqno: SeqNo,
+    /// Keeps warm compactions from dropping versions this view can see.
+    _pin: Arc<crate::archive::Pin>,
     store: Store,
 }
 

@@ -23,6 +23,7 @@ use std::time::Duration;
 use strata_tiering::router::Receipt;
 use strata_tiering::{Criticality, Key, KeyRange, SeqNo, Value, LATEST};
 
+use crate::archive::Pin;
 use crate::error::{Error, Result};
 use crate::store::{Batch, Store};
 
@@ -41,6 +42,8 @@ pub enum Isolation {
 pub struct Transaction {
     store: Store,
     snapshot: SeqNo,
+    /// Keeps warm compactions from dropping versions the snapshot can see.
+    _pin: Pin,
     isolation: Isolation,
     writes: BTreeMap<Vec<u8>, Option<(Value, Option<Duration>)>>,
     reads: BTreeSet<Vec<u8>>,
@@ -55,8 +58,10 @@ impl Store {
 
     /// Begins a transaction with the given isolation.
     pub fn transaction_with(&self, isolation: Isolation) -> Transaction {
+        let pin = self.inner.pins.pin(|| self.inner.stable_seqno());
         Transaction {
-            snapshot: self.inner.stable_seqno(),
+            snapshot: pin.seqno(),
+            _pin: pin,
             store: self.clone(),
             isolation,
             writes: BTreeMap::new(),

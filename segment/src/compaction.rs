@@ -200,7 +200,9 @@ impl Inner {
             if report.bottom {
                 // Every marker and the version it stands for met in this merge (a marker
                 // written meanwhile is forgotten, which errs toward archiving a little more).
-                counters.archived_unreclaimed_bytes.store(0, Ordering::Relaxed);
+                counters
+                    .archived_unreclaimed_bytes
+                    .store(0, Ordering::Relaxed);
             }
         }
         let nanos = u64::try_from(report.duration.as_nanos()).unwrap_or(u64::MAX);

@@ -136,8 +136,7 @@ fn tombstones_stay_at_the_bottom_when_a_lower_tier_needs_them() {
     for drop_bottom_tombstones in [true, false] {
         let dir = tempfile::tempdir().unwrap();
         let fs: Arc<dyn Fs> = Arc::new(StdFs);
-        let tier =
-            SegmentTier::open(fs, dir.path(), options(drop_bottom_tombstones)).unwrap();
+        let tier = SegmentTier::open(fs, dir.path(), options(drop_bottom_tombstones)).unwrap();
         tier.ingest(vec![(key("a"), Entry::put(1, "a1"))], Some(1))
             .unwrap();
         tier.ingest(vec![(key("a"), Entry::tombstone(2))], Some(2))
@@ -150,7 +149,11 @@ fn tombstones_stay_at_the_bottom_when_a_lower_tier_needs_them() {
             assert_eq!(tier.segment_stats().entries, 0);
         } else {
             assert_eq!(kept, Some(Entry::tombstone(2)));
-            assert_eq!(tier.segment_stats().entries, 1, "the older value is dropped");
+            assert_eq!(
+                tier.segment_stats().entries,
+                1,
+                "the older value is dropped"
+            );
         }
     }
 }
