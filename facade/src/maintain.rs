@@ -6,6 +6,7 @@
 //! ```text
 //!  0. warm GC horizon             the oldest pinned snapshot (see `archive`)
 //!  1. memtable over its limits?   sync the log, freeze, ingest into warm ─► Warm watermark
+//!                                 (without background threads, warm compactions run here)
 //!  2. committer                   commit HIGH+ changes on its triggers    ─► Cold watermark
 //!                                 (at once when a wait asks, or a CRITICAL write's
 //!                                  debounce has passed)
@@ -219,6 +220,11 @@ impl Inner {
             match self.flush_memtable() {
                 Ok(flushed) => report.flushed = flushed,
                 Err(e) => report.errors.push(line(&e)),
+            }
+        }
+        if self.compact_in_maintenance {
+            if let Err(e) = self.warm.compact() {
+                report.errors.push(line(&e));
             }
         }
         let (cold_wanted, critical) = {

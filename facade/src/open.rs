@@ -82,6 +82,7 @@ pub struct StoreBuilder {
     background: bool,
     transport: Transport,
     read_only: bool,
+    fs: Arc<dyn strata_wal::Fs>,
 }
 
 impl StoreBuilder {
@@ -95,6 +96,7 @@ impl StoreBuilder {
             background: true,
             transport: Transport::Auto,
             read_only: false,
+            fs: Arc::new(strata_wal::StdFs),
         }
     }
 
@@ -117,8 +119,19 @@ impl StoreBuilder {
         self
     }
 
-    /// Whether a maintenance thread runs (default: yes). Without it, nothing moves below the
-    /// WAL until [`Store::maintain`] or [`Store::sync`] is called.
+    /// The filesystem under the WAL and the segments: the real one by default. Fault-injection
+    /// and power-loss tests pass a [`FaultyFs`](strata_wal::FaultyFs) or a
+    /// [`MemFs`](strata_wal::MemFs) mounted at the store's paths. The lock, the configuration,
+    /// the rules and the git repository always live on the real disk.
+    pub fn fs(mut self, fs: Arc<dyn strata_wal::Fs>) -> StoreBuilder {
+        self.fs = fs;
+        self
+    }
+
+    /// Whether background threads run (default: yes): maintenance, and the warm tier's
+    /// compaction. Without them nothing moves below the WAL until [`Store::maintain`] or
+    /// [`Store::sync`] is called, and warm compactions run inside `maintain` (or
+    /// [`Store::compact`]), so a test sees the same file operations every run.
     pub fn background(mut self, background: bool) -> StoreBuilder {
         self.background = background;
         self
@@ -201,6 +214,7 @@ impl StoreBuilder {
             Some(lock),
             self.clock,
             self.transport,
+            (self.fs, self.background),
             &mut report,
         )?;
         report.duration = started.elapsed();
@@ -234,7 +248,15 @@ impl StoreBuilder {
             });
         }
         let mut report = RecoveryReport::default();
-        let mut inner = wire(dir, config, None, self.clock, self.transport, &mut report)?;
+        let mut inner = wire(
+            dir,
+            config,
+            None,
+            self.clock,
+            self.transport,
+            (self.fs, false),
+            &mut report,
+        )?;
         report.duration = started.elapsed();
         inner.recovery = report;
         Ok(Store {
@@ -294,16 +316,18 @@ fn wire(
     lock: Option<DirLock>,
     clock: Arc<dyn Clock>,
     transport: Transport,
+    (fs, background): (Arc<dyn strata_wal::Fs>, bool),
     report: &mut RecoveryReport,
 ) -> Result<Inner> {
     let unclean = report.unclean_shutdown;
     let read_only = lock.is_none();
     let warm = Arc::new(SegmentTier::open(
-        Arc::new(strata_wal::StdFs),
+        Arc::clone(&fs),
         dir.join("segments"),
         SegmentOptions {
             verify_on_open: unclean,
             read_only,
+            background_compaction: background,
             // Cold may hold an older value a warm tombstone hides (see `archive`).
             compaction: CompactionOptions {
                 drop_bottom_tombstones: false,
@@ -339,7 +363,10 @@ fn wire(
             next_lsn_floor: floor,
             ..WalOptions::default()
         };
-        (Arc::new(Wal::open(dir.join("wal"), options)?), None)
+        (
+            Arc::new(Wal::open_with_fs(fs, dir.join("wal"), options)?),
+            None,
+        )
     };
     let wal_report = wal.recovery_report();
     report.bytes_truncated = wal_report.dropped_bytes;
@@ -490,6 +517,7 @@ fn wire(
         wal_at_open: crate::stats::dir_bytes(&dir_wal),
         wal_dropped: AtomicU64::new(0),
         pins: Arc::default(),
+        compact_in_maintenance: !background && !read_only,
         last_archive_ms: AtomicU64::new(opened_at),
     };
     if !read_only {

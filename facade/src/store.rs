@@ -155,6 +155,8 @@ pub(crate) struct Inner {
     pub wal_dropped: AtomicU64,
     /// Seqnos that snapshots and transactions read at; they bound the warm GC horizon.
     pub pins: Arc<crate::archive::Pins>,
+    /// Warm compactions run in maintenance ticks, not on the warm tier's own thread.
+    pub compact_in_maintenance: bool,
     /// When the last archival pass ran (the store's clock, unix ms).
     pub last_archive_ms: AtomicU64,
 }
@@ -533,6 +535,14 @@ impl Store {
             Ok(inner) => inner.shut_down(),
             Err(_) => Ok(()),
         }
+    }
+
+    /// Lets go of the store as a crash would: no final sync, flush, commit, push or
+    /// clean-shutdown marker, and the lock is released once the last handle goes (other
+    /// clones keep working until then, and do not shut down either). What was durable stays;
+    /// the next open recovers as after a crash. For recovery tests.
+    pub fn drop_without_shutdown(self) {
+        self.inner.closed.store(true, Ordering::Release);
     }
 }
 

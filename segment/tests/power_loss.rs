@@ -5,124 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use strata_segment::{SegmentOptions, SegmentTier};
-use strata_tiering::io::{CrashMode, Fs, FsFile, MemFs};
+use strata_tiering::io::{CrashMode, Fs, PowerCutFs};
 use strata_tiering::{Change, Entry, Key, KeyRange, Lsn, Tier, LATEST};
 
 const DIR: &str = "/store/segments";
-
-/// A `MemFs` that takes the image a power cut would leave just before its `crash_at`-th
-/// operation (creations, writes, fsyncs, renames, removals, directory fsyncs).
-#[derive(Debug)]
-struct CrashFs {
-    inner: MemFs,
-    state: Arc<CrashState>,
-}
-
-#[derive(Debug)]
-struct CrashState {
-    disk: MemFs,
-    ops: AtomicU64,
-    crash_at: u64,
-    mode: CrashMode,
-    image: Mutex<Option<MemFs>>,
-}
-
-impl CrashState {
-    fn tick(&self) {
-        let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == self.crash_at {
-            *self.image.lock().unwrap() = Some(self.disk.crash(self.mode));
-        }
-    }
-}
-
-impl CrashFs {
-    fn new(crash_at: u64, mode: CrashMode) -> CrashFs {
-        let inner = MemFs::new();
-        CrashFs {
-            state: Arc::new(CrashState {
-                disk: inner.clone(),
-                ops: AtomicU64::new(0),
-                crash_at,
-                mode,
-                image: Mutex::new(None),
-            }),
-            inner,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct CrashFile {
-    inner: Box<dyn FsFile>,
-    state: Arc<CrashState>,
-}
-
-impl FsFile for CrashFile {
-    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.state.tick();
-        self.inner.append(buf)
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
-        self.state.tick();
-        self.inner.sync_data()
-    }
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.state.tick();
-        self.inner.set_len(len)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-}
-
-impl Fs for CrashFs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        self.inner.list_dir(path)
-    }
-    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        self.state.tick();
-        let inner = self.inner.create_new(path)?;
-        Ok(Box::new(CrashFile {
-            inner,
-            state: Arc::clone(&self.state),
-        }))
-    }
-    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        self.inner.open_read(path)
-    }
-    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        let inner = self.inner.open_write(path)?;
-        Ok(Box::new(CrashFile {
-            inner,
-            state: Arc::clone(&self.state),
-        }))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.state.tick();
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.state.tick();
-        self.inner.remove_file(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.state.tick();
-        self.inner.sync_dir(path)
-    }
-}
 
 /// What a reader can observe: the flushed LSN and the readable value of every key.
 type Observed = (Option<Lsn>, BTreeMap<Key, Entry>);
@@ -150,12 +40,9 @@ fn options() -> SegmentOptions {
 
 /// Runs the scenario on `fs`. Returns, for each step, the operation count when it started and
 /// what a reader observes once it finished. Step 0 is opening the empty directory.
-fn scenario(fs: &CrashFs) -> Vec<(u64, Observed)> {
-    let ops = || fs.state.ops.load(Ordering::SeqCst);
-    let shared: Arc<dyn Fs> = Arc::new(CrashFs {
-        inner: fs.inner.clone(),
-        state: Arc::clone(&fs.state),
-    });
+fn scenario(fs: &PowerCutFs) -> Vec<(u64, Observed)> {
+    let ops = || fs.ops();
+    let shared: Arc<dyn Fs> = Arc::new(fs.clone());
     let mut steps = Vec::new();
     let start = ops();
     let tier = SegmentTier::open(Arc::clone(&shared), DIR, options()).unwrap();
@@ -200,9 +87,9 @@ fn scenario(fs: &CrashFs) -> Vec<(u64, Observed)> {
 
 #[test]
 fn every_crash_point_leaves_the_old_or_the_new_state() {
-    let reference = CrashFs::new(u64::MAX, CrashMode::DropUnsynced);
+    let reference = PowerCutFs::new(u64::MAX, CrashMode::DropUnsynced);
     let steps = scenario(&reference);
-    let total = reference.state.ops.load(Ordering::SeqCst);
+    let total = reference.ops();
     assert!(total > 60, "the scenario makes {total} file operations");
     let modes = [
         CrashMode::DropUnsynced,
@@ -222,9 +109,9 @@ fn every_crash_point_leaves_the_old_or_the_new_state() {
         };
         let after = &steps[step].1;
         for mode in modes {
-            let fs = CrashFs::new(crash_at, mode);
+            let fs = PowerCutFs::new(crash_at, mode);
             scenario(&fs);
-            let image = fs.state.image.lock().unwrap().take().unwrap();
+            let image = fs.image().unwrap();
             let tier = SegmentTier::open(Arc::new(image.clone()), DIR, options())
                 .unwrap_or_else(|e| panic!("crash at op {crash_at} ({mode:?}): open failed: {e}"));
             let seen = observe(&tier);

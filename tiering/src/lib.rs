@@ -26,7 +26,7 @@ pub mod router;
 /// [`FaultyFs`](io::FaultyFs) or the power-losing [`MemFs`](io::MemFs) behind it.
 pub mod io {
     pub use strata_wal::io::{Fs, FsFile, StdFs, FILE_MODE};
-    pub use strata_wal::{errno, CrashMode, FaultyFs, FsEvent, FsOp, MemFs};
+    pub use strata_wal::{errno, CrashMode, FaultyFs, FsEvent, FsOp, MemFs, PowerCutFs};
 }
 mod error;
 mod memory;
