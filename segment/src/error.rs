@@ -147,10 +147,7 @@ impl SegmentError {
     /// The [`ErrorKind`] this error maps to in a [`strata_tiering::Error`].
     pub fn kind(&self) -> ErrorKind {
         match self {
-            SegmentError::Io { source, .. } => match source.raw_os_error() {
-                Some(28) => ErrorKind::Full, // ENOSPC
-                _ => ErrorKind::Io,
-            },
+            SegmentError::Io { source, .. } => ErrorKind::of_io(source),
             SegmentError::Corruption { .. } | SegmentError::Quarantined { .. } => {
                 ErrorKind::Corruption
             }

@@ -221,7 +221,11 @@ impl Error {
 fn wal_kind(error: &strata_wal::Error) -> ErrorKind {
     use strata_wal::Error as W;
     match error {
-        W::Io { .. } | W::NotDurable { .. } => ErrorKind::Io,
+        W::Io { source, .. } => ErrorKind::of_io(source),
+        W::NotDurable { cause, .. } => match wal_kind(cause) {
+            ErrorKind::Full => ErrorKind::Full,
+            _ => ErrorKind::Io,
+        },
         W::Corruption { .. } => ErrorKind::Corruption,
         W::Stopped(_) | W::Unavailable(_) => ErrorKind::Unavailable,
         W::EmptyBatch | W::RecordTooLarge { .. } => ErrorKind::InvalidInput,
@@ -254,6 +258,18 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind of a failed operating-system call: [`Full`](ErrorKind::Full) when the disk or
+    /// the user's quota is out of space (ENOSPC, EDQUOT), [`Io`](ErrorKind::Io) otherwise.
+    pub fn of_io(error: &std::io::Error) -> ErrorKind {
+        const ENOSPC: i32 = 28;
+        const EDQUOT: i32 = 122;
+        match error.raw_os_error() {
+            Some(ENOSPC | EDQUOT) => ErrorKind::Full,
+            _ if error.kind() == std::io::ErrorKind::StorageFull => ErrorKind::Full,
+            _ => ErrorKind::Io,
+        }
+    }
+
     /// A short lowercase description, as used in error messages.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -149,6 +149,25 @@ fn excluded_kinds_do_not_count() {
 }
 
 #[test]
+fn a_full_disk_opens_the_breaker_at_the_first_failure() {
+    let (_, hub, b) = breaker(BreakerConfig::default());
+    assert_eq!(BreakerConfig::default().immediate, vec![ErrorKind::Full]);
+    b.record_failure(&io());
+    assert_eq!(b.state(), BreakerState::Closed);
+    b.record_failure(&Error::tier(
+        "warm",
+        ErrorKind::Full,
+        "no space left on device",
+    ));
+    assert_eq!(b.state(), BreakerState::Open);
+    let last = hub.recent().pop().unwrap();
+    assert_eq!(
+        last.cause.as_deref().map(|c| c.contains("no space")),
+        Some(true)
+    );
+}
+
+#[test]
 fn successes_of_calls_started_before_opening_are_ignored_and_reset_closes() {
     let (_, hub, b) = breaker(BreakerConfig::default());
     for _ in 0..5 {

@@ -38,6 +38,9 @@ pub struct BreakerConfig {
     pub open_timeout: Duration,
     /// Error kinds that do not count as failures.
     pub excluded: Vec<ErrorKind>,
+    /// Error kinds that open a closed breaker at the first failure: a full disk does not
+    /// heal by trying again, and every retry until the threshold would fail the same way.
+    pub immediate: Vec<ErrorKind>,
 }
 
 impl Default for BreakerConfig {
@@ -47,6 +50,7 @@ impl Default for BreakerConfig {
             success_threshold: 2,
             open_timeout: Duration::from_secs(60),
             excluded: vec![ErrorKind::InvalidInput],
+            immediate: vec![ErrorKind::Full],
         }
     }
 }
@@ -255,7 +259,9 @@ impl CircuitBreaker {
         match inner.state {
             BreakerState::Closed => {
                 inner.failures += 1;
-                if inner.failures >= self.config.failure_threshold {
+                if inner.failures >= self.config.failure_threshold
+                    || self.config.immediate.contains(&kind)
+                {
                     self.transition(&mut inner, BreakerState::Open, Some(cause));
                 }
             }
