@@ -107,7 +107,7 @@ impl StoreBuilder {
                 detail: "a store already exists here; clone into a new directory".into(),
             });
         }
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+        strata_wal::io::create_private_dir_all(&dir).map_err(|source| Error::Io {
             op: "create",
             path: dir.clone(),
             source,

@@ -240,7 +240,7 @@ impl Store {
         let dest = dest.as_ref();
         self.inner.writable("checkpoint")?;
         empty_or_absent(dest)?;
-        std::fs::create_dir_all(dest).map_err(io("create", dest))?;
+        strata_wal::io::create_private_dir_all(dest).map_err(io("create", dest))?;
         let inner = &self.inner;
         let _one = inner.lock_maintenance();
         let mut files = Vec::new();
@@ -532,7 +532,7 @@ impl StoreBuilder {
                 ),
             ));
         }
-        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        strata_wal::io::create_private_dir_all(&dir).map_err(io("create", &dir))?;
         let lock = crate::lock::DirLock::acquire(&dir)?;
         progress("restoring files");
         let mut files = 0;
@@ -544,7 +544,7 @@ impl StoreBuilder {
             let from = source.join(&file.path);
             let to = dir.join(&file.path);
             if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+                strata_wal::io::create_private_dir_all(parent).map_err(io("create", parent))?;
             }
             // Segments are never written after they are made: a link is as good as a copy.
             // The log's last file will be appended to, so the log is always copied.
@@ -558,7 +558,7 @@ impl StoreBuilder {
         }
         for sub in [SEGMENTS_DIR, WAL_DIR] {
             let path = dir.join(sub);
-            std::fs::create_dir_all(&path).map_err(io("create", &path))?;
+            strata_wal::io::create_private_dir_all(&path).map_err(io("create", &path))?;
             sync_dir(&path)?;
         }
         progress("unpacking the cold repository");

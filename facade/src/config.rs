@@ -260,7 +260,7 @@ pub(crate) fn write_durably(dir: &Path, temp: &Path, path: &Path, bytes: &[u8]) 
             source,
         }
     };
-    let mut file = std::fs::File::create(temp).map_err(io("create", temp))?;
+    let mut file = strata_wal::io::create_private_file(temp).map_err(io("create", temp))?;
     std::io::Write::write_all(&mut file, bytes).map_err(io("write", temp))?;
     file.sync_all().map_err(io("fsync", temp))?;
     std::fs::rename(temp, path).map_err(io("rename", temp))?;

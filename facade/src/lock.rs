@@ -7,6 +7,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -34,6 +35,7 @@ impl DirLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(strata_wal::io::FILE_MODE)
             .open(&path)
             .map_err(io("open"))?;
         match file.try_lock() {

@@ -183,7 +183,7 @@ impl StoreBuilder {
         }
         let started = Instant::now();
         let dir = self.dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+        strata_wal::io::create_private_dir_all(&dir).map_err(|source| Error::Io {
             op: "create",
             path: dir.clone(),
             source,
@@ -286,11 +286,13 @@ fn take_clean_marker(dir: &Path) -> Result<bool> {
 /// Leaves the clean-shutdown marker.
 pub(crate) fn mark_clean(dir: &Path) -> Result<()> {
     let path = dir.join(CLOSED_FILE);
-    std::fs::write(&path, b"closed cleanly\n").map_err(|source| Error::Io {
-        op: "write",
-        path: path.clone(),
-        source,
-    })?;
+    strata_wal::io::create_private_file(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, b"closed cleanly\n"))
+        .map_err(|source| Error::Io {
+            op: "write",
+            path: path.clone(),
+            source,
+        })?;
     sync_dir(dir)
 }
 

@@ -65,7 +65,7 @@ impl Store {
         let weekly = root.join("weekly");
         let mut report = RotationReport::default();
         for dir in [&daily, &weekly] {
-            std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+            strata_wal::io::create_private_dir_all(dir).map_err(io("create", dir))?;
             remove_unfinished(dir, &mut report)?;
         }
 
@@ -133,7 +133,7 @@ fn link_tree(from: &Path, to: &Path) -> Result<()> {
     for file in &checkpoint.files {
         let target = to.join(&file.path);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+            strata_wal::io::create_private_dir_all(parent).map_err(io("create", parent))?;
         }
         StdFs
             .hard_link(&from.join(&file.path), &target)
@@ -141,7 +141,7 @@ fn link_tree(from: &Path, to: &Path) -> Result<()> {
     }
     for sub in ["segments", "wal"] {
         let path = to.join(sub);
-        std::fs::create_dir_all(&path).map_err(io("create", &path))?;
+        strata_wal::io::create_private_dir_all(&path).map_err(io("create", &path))?;
         StdFs
             .sync_dir(&path)
             .map_err(io("fsync directory", &path))?;

@@ -114,7 +114,7 @@ fn write_bundle(repo_path: &Path, refs: &[(String, Oid)], dest: &Path) -> Result
         .map_err(|e| Error::git("collect the bundle's objects", e))?;
     let objects = builder.object_count();
 
-    let mut file = File::create_new(dest).map_err(io("create", dest))?;
+    let mut file = strata_wal::io::create_new_private_file(dest).map_err(io("create", dest))?;
     let mut header = format!("{SIGNATURE}\n");
     for (name, id) in refs {
         header.push_str(&format!("{id} {name}\n"));

@@ -26,6 +26,7 @@
 //! The crate depends on `strata-tiering` (the `Tier` contract, record format, clock) and
 //! `strata-wal` (the `Log` it tails), and on no other tier.
 
+mod advertised;
 pub mod bundle;
 pub mod codec;
 mod committer;

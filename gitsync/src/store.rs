@@ -632,7 +632,7 @@ pub(crate) fn write_examined(repo_path: &Path, lsn: Lsn) -> Result<()> {
         let path = path.to_owned();
         move |source| Error::Io { op, path, source }
     };
-    let mut file = std::fs::File::create(&temp).map_err(io("create", &temp))?;
+    let mut file = strata_wal::io::create_private_file(&temp).map_err(io("create", &temp))?;
     std::io::Write::write_all(&mut file, format!("{lsn}\n").as_bytes())
         .map_err(io("write", &temp))?;
     file.sync_all().map_err(io("fsync", &temp))?;

@@ -20,8 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use git2::{
-    AutotagOption, Buf, Direction, ErrorCode, FetchOptions, Oid, PushOptions, RemoteCallbacks,
-    Repository,
+    AutotagOption, Buf, ErrorCode, FetchOptions, Oid, PushOptions, RemoteCallbacks, Repository,
 };
 
 use crate::error::{Error, Result};
@@ -121,15 +120,12 @@ impl Endpoint {
                 crate::repo::head(&remote).map_err(|e| self.failure("read the branch", e))
             }
             Endpoint::Libgit2(url) => {
-                let mut remote = git2::Remote::create_detached(url.as_str())
-                    .map_err(|e| self.failure("connect", e))?;
-                let connection = remote
-                    .connect_auth(Direction::Fetch, None, None)
-                    .map_err(|e| self.failure("connect", e))?;
-                let heads = connection
-                    .list()
+                let heads = crate::advertised::advertised_refs(url)
                     .map_err(|e| self.failure("list refs", e))?;
-                Ok(heads.iter().find(|h| h.name() == BRANCH).map(|h| h.oid()))
+                Ok(heads
+                    .into_iter()
+                    .find(|(name, _)| name == BRANCH)
+                    .map(|(_, oid)| oid))
             }
             Endpoint::Command(url) => {
                 let out = git(self, None, &["ls-remote", url, BRANCH])?;
@@ -371,6 +367,8 @@ fn git_output(
     args: &[&str],
 ) -> Result<std::process::Output> {
     let mut command = Command::new("git");
+    // Even if the repository's own config was changed to point somewhere, no hook runs.
+    command.args(["-c", "core.hooksPath=/dev/null"]);
     if let Some(local) = local {
         command.arg("--git-dir").arg(local);
     }

@@ -10,7 +10,7 @@
 //!   │        │                                                 │ newest first,     │
 //!   │        ▼                                                 ▼ merged            │
 //!   │  SegmentWriter ──► 00000000000000000007.seg ──► Segment (mmap, bloom, index)  │
-//!   │                           │ (0444, immutable)            ▲                    │
+//!   │                           │ (0400, immutable)            ▲                    │
 //!   │  MANIFEST ◄── install ────┘   compaction: merge ─────────┘                    │
 //!   │  (live segments, flushed LSN)  quarantine/: segments that failed a checksum   │
 //!   └────────────────────────────────────────────────────────────────────────────────┘

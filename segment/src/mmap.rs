@@ -20,7 +20,7 @@
 //!    old ones, quarantine renames them. Unlinking or renaming a mapped file leaves the mapping
 //!    intact (the inode lives until the last mapping goes), so readers still holding an old
 //!    segment keep valid bytes.
-//! 2. **Read-only files.** Installed segments have mode 0444, so a stray `open(O_WRONLY)` by
+//! 2. **Read-only files.** Installed segments have mode 0400, so a stray `open(O_WRONLY)` by
 //!    another program of the same user fails with `EACCES` rather than writing into a mapping.
 //! 3. **The store's exclusive lock.** The store holds an exclusive `flock` on `<dir>/LOCK` for as
 //!    long as it is open, so no second Strata process compacts, quarantines or deletes files in
@@ -60,7 +60,7 @@ use std::io;
 #[allow(unsafe_code)]
 pub(crate) fn map_read_only(file: &File) -> io::Result<memmap2::Mmap> {
     // SAFETY: `file` is an installed segment of a store directory: immutable since its rename,
-    // read-only (0444), and guarded by the store's exclusive lock (points 1-3 of the module
+    // read-only (0400), and guarded by the store's exclusive lock (points 1-3 of the module
     // docs). The caller checks the mapping's length against the footer before reading any other
     // byte and reads only through bounds-checked slices of it (point 4). What remains is an
     // outside actor defeating the lock and the permissions, discussed above.

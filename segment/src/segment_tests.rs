@@ -107,7 +107,7 @@ fn round_trip_memory_mapped_and_read_only() {
     check_contents(&seg, &entries);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(seg.path()).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o444);
+    assert_eq!(mode & 0o777, 0o400);
     let read = Segment::open(fs.as_ref(), seg.path(), ReadMode::Read).unwrap();
     assert!(!read.is_mapped());
 }

@@ -5,13 +5,13 @@
 //!                           │ last key, seqno         │
 //!                           ▼                         ▼
 //!                      index records          key hashes (one per distinct key)
-//!  finish() ──► index, bloom filter, footer ──► chmod 0444 ──► fsync ──► rename to <id>.seg
+//!  finish() ──► index, bloom filter, footer ──► chmod 0400 ──► fsync ──► rename to <id>.seg
 //!                                                                   ──► fsync the directory
 //! ```
 //!
 //! Nothing is visible under the segment's name until it is complete and durable; a writer
 //! dropped before [`finish`](SegmentWriter::finish) (or after an error) removes its temporary
-//! file. Segment files are made read-only (0444) before they are renamed into place when the
+//! file. Segment files are made read-only (0400) before they are renamed into place when the
 //! filesystem is the operating system's; the I/O seam has no call for permissions, so on test
 //! filesystems the step is skipped.
 
@@ -29,8 +29,8 @@ use crate::format::{
     MAX_VALUE_LEN, TEMP_SUFFIX,
 };
 
-/// Mode of installed segment files: read-only for everyone who may read them at all.
-pub const SEGMENT_FILE_MODE: u32 = 0o444;
+/// Mode of installed segment files: read-only, and private to the owner like every data file.
+pub const SEGMENT_FILE_MODE: u32 = 0o400;
 
 /// Settings of a [`SegmentWriter`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,11 +11,42 @@
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
 
-/// Mode bits for files the store creates (before the umask). Data is private to the owner.
+/// Mode bits for files the store creates. Data is private to the owner. The umask can only
+/// take bits away, so whatever it is, no one else gets access.
 pub const FILE_MODE: u32 = 0o600;
+/// Mode bits for directories the store creates: only the owner can list or enter them.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Creates a directory and any missing parents with [`DIR_MODE`]; existing ones are left as
+/// they are.
+pub fn create_private_dir_all(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
+}
+
+/// Creates (or truncates) a file for writing with [`FILE_MODE`].
+pub fn create_private_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+/// Creates a new file for writing with [`FILE_MODE`]; fails if it exists.
+pub fn create_new_private_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
 
 /// A filesystem, as far as the storage engine needs one.
 pub trait Fs: Send + Sync + Debug {
@@ -111,7 +142,7 @@ struct StdFile(File);
 
 impl Fs for StdFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        fs::create_dir_all(path)
+        create_private_dir_all(path)
     }
 
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {

@@ -304,7 +304,7 @@ impl RuleSet {
         let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
         tmp_name.push(".tmp");
         let tmp = path.with_file_name(tmp_name);
-        let mut file = File::create(&tmp).map_err(io("create"))?;
+        let mut file = strata_wal::io::create_private_file(&tmp).map_err(io("create"))?;
         file.write_all(self.to_json().as_bytes())
             .map_err(io("write"))?;
         file.sync_all().map_err(io("fsync"))?;
