@@ -74,8 +74,8 @@ enum Cmd {
     /// Print exactly KEY's value; exit 1 if it is absent.
     Get {
         key: String,
-        /// A past commit (id, ref or `main~N`) or time (unix seconds or
-        /// YYYY-MM-DDTHH:MM:SSZ), read from the cold tier.
+        /// A past commit (id, ref or `main~N`) or time (`@` and unix seconds,
+        /// or YYYY-MM-DDTHH:MM:SSZ), read from the cold tier.
         #[arg(long)]
         at: Option<String>,
     },

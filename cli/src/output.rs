@@ -86,10 +86,12 @@ pub(crate) fn iso_time(secs: i64) -> String {
     )
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` (or plain unix seconds) as unix seconds.
+/// `YYYY-MM-DDTHH:MM:SSZ` (or `@` and unix seconds) as unix seconds.
 pub(crate) fn parse_time(text: &str) -> Option<i64> {
-    if let Ok(secs) = text.parse::<i64>() {
-        return Some(secs);
+    // Unix seconds carry an `@` (as `date -d @SECS` takes them): bare digits could just as
+    // well be an abbreviated commit id.
+    if let Some(secs) = text.strip_prefix('@') {
+        return secs.parse::<i64>().ok();
     }
     let text = text.strip_suffix('Z')?;
     let (date, time) = text.split_once('T')?;
@@ -117,7 +119,12 @@ mod tests {
         for secs in [0, 951_782_400, 1_700_000_000, 4_102_444_800] {
             assert_eq!(parse_time(&iso_time(secs)), Some(secs));
         }
-        assert_eq!(parse_time("1700000000"), Some(1_700_000_000));
+        assert_eq!(parse_time("@1700000000"), Some(1_700_000_000));
+        assert_eq!(
+            parse_time("1700000000"),
+            None,
+            "digits alone may be a commit id"
+        );
         assert_eq!(parse_time("2023-13-01T00:00:00Z"), None);
         assert_eq!(parse_time("yesterday"), None);
     }

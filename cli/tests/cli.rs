@@ -138,7 +138,7 @@ fn git_commands_commit_push_pull_clone_and_read_the_past() {
     );
     assert_eq!(ok(&dir, &["get", "task:1", "--at", "main~1"]), "{\"v\":1}");
     assert_eq!(
-        strata(&dir, &["get", "task:1", "--at", "0"]).status.code(),
+        strata(&dir, &["get", "task:1", "--at", "@0"]).status.code(),
         Some(1)
     );
     let history = ok(&dir, &["history", "task:1"]);
