@@ -5,26 +5,12 @@
 #[path = "harness/segment_reader.rs"]
 mod harness;
 
-use std::path::{Path, PathBuf};
-
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/segment_reader")
-}
+#[path = "../../fuzz/harness/corpus.rs"]
+mod corpus;
 
 #[test]
 fn segment_reader_corpus_replays_cleanly() {
-    let dir = corpus_dir();
-    let mut inputs = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        harness::run(&std::fs::read(&path).unwrap());
-        inputs += 1;
-    }
-    assert!(
-        inputs >= 8,
-        "the corpus at {} has only {inputs} inputs",
-        dir.display()
-    );
+    corpus::replay("segment_reader", harness::run);
 }
 
 /// Writes the seed corpus: valid segments and manifests of several shapes, and damaged copies.
@@ -41,7 +27,7 @@ fn write_seed_corpus() {
     use strata_tiering::{Entry, Key};
 
     let fs = MemFs::new();
-    let dir = Path::new("/seed");
+    let dir = std::path::Path::new("/seed");
     fs.create_dir_all(dir).unwrap();
     let key = |s: &str| Key::new(s).unwrap();
     let small_blocks = WriterOptions {
@@ -79,7 +65,7 @@ fn write_seed_corpus() {
                 .collect(),
         ),
     ];
-    let out = corpus_dir();
+    let out = corpus::corpus_dir("segment_reader");
     std::fs::create_dir_all(&out).unwrap();
     for (id, (name, options, entries)) in shapes.into_iter().enumerate() {
         let id = id as u64 + 1;
