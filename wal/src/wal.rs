@@ -197,6 +197,19 @@ impl Wal {
         &self.inner.dir
     }
 
+    /// Ends the active file: records appended from now on go into a new one, so that every
+    /// record already written sits in files [`Log::truncate_before`] can remove whole. An
+    /// owner that has just made a span of records redundant (a flushed memtable) rolls so that
+    /// the span's space comes back without waiting for the file to fill. Does nothing when the
+    /// newest file holds no record yet, or while a failed write waits for its repair.
+    pub fn roll(&self) -> Result<()> {
+        if let Some(reason) = self.inner.stopped.get() {
+            return Err(Error::Stopped(reason.clone()));
+        }
+        let mut io = lock(&self.inner.io);
+        self.inner.roll(&mut io)
+    }
+
     /// The log's files, oldest first, each with its first LSN.
     pub fn files(&self) -> Vec<(Lsn, PathBuf)> {
         lock(&self.inner.io).files.clone()

@@ -176,6 +176,26 @@ impl Inner {
         Ok(())
     }
 
+    /// Starts a new, empty file at the next LSN (see [`crate::Wal::roll`]). A record buffered
+    /// but not yet taken has an LSN past `flushed`, so it lands in the new file.
+    pub(crate) fn roll(&self, io: &mut IoState) -> Result<()> {
+        if io.broken.is_some() || io.written < io.pending.len() {
+            return Ok(());
+        }
+        let first = io.flushed + 1;
+        if io.files.last().is_none_or(|(lsn, _)| *lsn >= first) {
+            return Ok(());
+        }
+        let fresh = self.create_file(io, first)?;
+        if let Some(old) = io.active.replace(fresh) {
+            // Its records still need the fsync the next sync gives every rolled file.
+            if io.synced < io.flushed {
+                io.rolled.push(old);
+            }
+        }
+        Ok(())
+    }
+
     /// Fsyncs the rolled files and the active one; on success everything written is durable.
     fn fsync_files(&self, io: &mut IoState) -> Result<()> {
         for file in io.rolled.iter_mut().chain(io.active.as_mut()) {

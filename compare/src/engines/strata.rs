@@ -8,7 +8,9 @@
 //!   `Store::put`, a batch is one atomic `strata::Batch`.
 //! - `Durable` mode: the default `wal_sync = "always"`; `put` returns once the WAL record is
 //!   fsynced (group commit), which the receipt confirms.
-//! - `settle`: `Store::flush` (memtable → segment) then `Store::compact` (merge segments).
+//! - `settle`: `Store::flush` (memtable → segment), `Store::compact` (merge segments), then
+//!   `Store::maintain`, the pass the maintenance thread runs on its own every tick, which drops
+//!   WAL files every stage is done with.
 //! - `reopen`: `flush`, `close`, open again, so the reads after a reopen come from the warm
 //!   segments rather than from a WAL replayed into the memtable (`close` only syncs the WAL).
 
@@ -103,6 +105,10 @@ impl Engine for StrataEngine {
         let store = self.store()?;
         store.flush()?;
         store.compact()?;
+        let report = store.maintain();
+        if let Some(error) = report.errors.first() {
+            return Err(format!("maintenance after settling: {error}").into());
+        }
         Ok(())
     }
 
