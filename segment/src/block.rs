@@ -4,8 +4,7 @@
 use std::cmp::Ordering;
 
 use crate::format::{
-    internal_cmp, key_prefix, read_u32, EntryRef, BLOCK_TRAILER_LEN, DIRECTORY_SLOT_LEN,
-    ENTRY_HEADER_LEN,
+    internal_cmp, read_u32, EntryRef, BLOCK_TRAILER_LEN, DIRECTORY_SLOT_LEN, MIN_ENTRY_HEADER_LEN,
 };
 
 /// Accumulates entries of one block.
@@ -13,7 +12,6 @@ use crate::format::{
 pub(crate) struct BlockBuilder {
     entries: Vec<u8>,
     offsets: Vec<u32>,
-    prefixes: Vec<u64>,
 }
 
 impl BlockBuilder {
@@ -21,7 +19,6 @@ impl BlockBuilder {
         BlockBuilder {
             entries: Vec::with_capacity(capacity),
             offsets: Vec::with_capacity(capacity / 64),
-            prefixes: Vec::with_capacity(capacity / 64),
         }
     }
 
@@ -40,7 +37,6 @@ impl BlockBuilder {
     /// Adds an entry. The caller has checked that the block stays under 4 GiB.
     pub fn add(&mut self, entry: &EntryRef<'_>) {
         self.offsets.push(self.entries.len() as u32);
-        self.prefixes.push(key_prefix(entry.key));
         entry.encode(&mut self.entries);
     }
 
@@ -48,16 +44,14 @@ impl BlockBuilder {
     pub fn finish_into(&mut self, out: &mut Vec<u8>) -> usize {
         let start = out.len();
         out.extend_from_slice(&self.entries);
-        for (offset, prefix) in self.offsets.iter().zip(&self.prefixes) {
+        for offset in &self.offsets {
             out.extend_from_slice(&offset.to_le_bytes());
-            out.extend_from_slice(&prefix.to_be_bytes());
         }
         out.extend_from_slice(&(self.offsets.len() as u32).to_le_bytes());
         let crc = crc32fast::hash(&out[start..]);
         out.extend_from_slice(&crc.to_le_bytes());
         self.entries.clear();
         self.offsets.clear();
-        self.prefixes.clear();
         out.len() - start
     }
 }
@@ -101,7 +95,7 @@ pub(crate) fn check_layout(bytes: &[u8], start: usize, len: usize) -> Result<Blo
     let dir_at = trailer_at
         .checked_sub(dir_len)
         .ok_or_else(|| format!("block of {len} bytes cannot hold {count} directory slots"))?;
-    if dir_at / (ENTRY_HEADER_LEN + 1) < count {
+    if dir_at / (MIN_ENTRY_HEADER_LEN + 1) < count {
         return Err(format!(
             "{count} entries cannot fit {dir_at} bytes of entries"
         ));
@@ -123,11 +117,6 @@ pub(crate) fn check_layout(bytes: &[u8], start: usize, len: usize) -> Result<Blo
         let entry = layout
             .entry(bytes, i)
             .map_err(|e| format!("entry {i}: {e}"))?;
-        if layout.prefix(bytes, i) != Some(key_prefix(entry.key)) {
-            return Err(format!(
-                "entry {i}: directory key prefix differs from the key"
-            ));
-        }
         expected_start = slot_start + entry.encoded_len();
         let this = (entry.key, entry.seqno);
         if let Some(prev) = previous {
@@ -147,16 +136,6 @@ impl BlockLayout {
             .dir_at
             .checked_add(i.checked_mul(DIRECTORY_SLOT_LEN)?)?;
         Some(read_u32(bytes, at)? as usize)
-    }
-
-    /// The directory's key prefix of entry `i`.
-    fn prefix(&self, bytes: &[u8], i: usize) -> Option<u64> {
-        let at = self
-            .dir_at
-            .checked_add(i.checked_mul(DIRECTORY_SLOT_LEN)?)?
-            + 4;
-        let word = bytes.get(at..at + 8)?;
-        Some(u64::from_be_bytes(word.try_into().ok()?))
     }
 
     /// The bytes of entry `i`'s slot.
@@ -194,38 +173,21 @@ impl BlockLayout {
     }
 
     /// The partition point of `before` over the block's entries (the first entry it fails
-    /// for, or `count`), for a predicate that holds for entries whose key is below `key` and
-    /// fails for entries whose key is above it.
-    ///
-    /// The search runs over the directory's key prefixes — a few adjacent cache lines — and
-    /// decodes entries only where a prefix equals `key`'s.
+    /// for, or `count`), for a predicate that holds for entries whose key is below the key
+    /// sought and fails for entries whose key is above it. A block is a few KiB, so the
+    /// entries the binary search decodes sit in a few cache lines.
     pub fn find(
         &self,
         bytes: &[u8],
-        key: &[u8],
         mut before: impl FnMut(&EntryRef<'_>) -> bool,
     ) -> Result<usize, &'static str> {
-        let p = key_prefix(key);
-        let prefix = |i| self.prefix(bytes, i).ok_or("directory outside the block");
         let (mut lo, mut hi) = (0, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if prefix(mid)? < p {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let mut end = lo;
-        while end < self.count && prefix(end)? == p {
-            end += 1;
-        }
-        while lo < end {
-            let mid = lo + (end - lo) / 2;
             if before(&self.entry(bytes, mid)?) {
                 lo = mid + 1;
             } else {
-                end = mid;
+                hi = mid;
             }
         }
         Ok(lo)
@@ -271,16 +233,16 @@ mod tests {
             assert_eq!(layout.entry(&block, i).unwrap(), *e);
         }
         let at = layout
-            .find(&block, b"a", |e| {
+            .find(&block, |e| {
                 internal_cmp((e.key, e.seqno), (b"a", 2)).is_lt()
             })
             .unwrap();
         assert_eq!(at, 1);
-        let at = layout.find(&block, b"b", |e| e.key < &b"b"[..]).unwrap();
+        let at = layout.find(&block, |e| e.key < &b"b"[..]).unwrap();
         assert_eq!(at, 2);
-        let at = layout.find(&block, b"d", |e| e.key < &b"d"[..]).unwrap();
+        let at = layout.find(&block, |e| e.key < &b"d"[..]).unwrap();
         assert_eq!(at, 3);
-        let at = layout.find(&block, b"", |e| e.key < &b""[..]).unwrap();
+        let at = layout.find(&block, |e| e.key < &b""[..]).unwrap();
         assert_eq!(at, 0);
     }
 

@@ -15,33 +15,33 @@
 //! # Data block (about `block_size` = 4 KiB; one entry larger than that gets a block to itself)
 //!
 //! ```text
-//! +---------+---------+-----+-----------+-------------------------------+-----------+---------+
-//! | entry 0 | entry 1 | ... | entry c-1 | entry directory: c × 12 bytes | count u32 | crc u32 |
-//! +---------+---------+-----+-----------+-------------------------------+-----------+---------+
-//! directory slot i: +------------+--------------------------------------------------+
-//!                   | offset u32 | key prefix: the key's first 8 bytes, zero-padded |
-//!                   +------------+--------------------------------------------------+
+//! +---------+---------+-----+-----------+---------------------------------+-----------+---------+
+//! | entry 0 | entry 1 | ... | entry c-1 | entry directory: c × offset u32 | count u32 | crc u32 |
+//! +---------+---------+-----+-----------+---------------------------------+-----------+---------+
 //!   offset i = where entry i starts, from the start of the block: offset 0 is 0, they increase
 //!   strictly, and each entry fills exactly the bytes up to the next one (the last, up to the
-//!   directory). The key prefix repeats the first 8 bytes of entry i's key (fewer, followed by
-//!   zeros, for a shorter key), so a lookup binary-searches a few adjacent cache lines and
-//!   decodes only the entries whose prefix ties. count = c >= 1.
+//!   directory); that span is the entry's slot. count = c >= 1.
 //!   crc = CRC32 of every byte of the block before it.
 //! ```
 //!
-//! # Entry (17 bytes, 8 more with an expiry, then the key and the value)
+//! # Entry (a header of 3 to 14 bytes, 8 more with an expiry, then the key and the value)
 //!
 //! ```text
-//! +-----------+-------+-------+-----------+----------------+---------+-----------+
-//! | key len   | seqno | flags | value len | expires at     | key     | value     |
-//! | u32       | u64   | u8    | u32       | u64, if flag 1 | key len | value len |
-//! +-----------+-------+-------+-----------+----------------+---------+-----------+
-//!   0           4       12      13          17
+//! +-------------+-------------+-------+----------------+---------+----------------------------+
+//! | key len     | seqno       | flags | expires at     | key     | value                      |
+//! | varint, 1-3 | varint 1-10 | u8    | u64, if flag 1 | key len | the rest of the entry slot |
+//! +-------------+-------------+-------+----------------+---------+----------------------------+
+//!   varint    = unsigned LEB128: seven bits per byte, lowest first, the top bit set on every
+//!               byte but the last; the shortest form only (no trailing zero byte)
 //!   key len   = 1 ..= 65536 (MAX_KEY_LEN)
-//!   flags     = bit 0 TOMBSTONE (then value len is 0), bit 1 HAS_EXPIRY, bit 2 ARCHIVED
-//!               (then value len is 0 and bits 0 and 1 are clear); other bits 0
+//!   flags     = bit 0 TOMBSTONE (then the value is empty), bit 1 HAS_EXPIRY, bit 2 ARCHIVED
+//!               (then the value is empty and bits 0 and 1 are clear); other bits 0
 //!   expires at = unix milliseconds, present only with HAS_EXPIRY
 //! ```
+//!
+//! The value has no length field: the directory bounds every entry's slot, and the block CRC
+//! covers the directory. A typical entry (a key under 128 bytes, a seqno under 2^21) spends
+//! 5 bytes on its header.
 //!
 //! An ARCHIVED entry is a marker, not a version: "this key's versions up to this seqno now
 //! live in the cold tier". A reader that meets it as a key's newest visible version answers
@@ -89,7 +89,8 @@
 //! ```text
 //! offset size field
 //!   0     8   magic           "STRATASG"
-//!   8     4   version         1
+//!   8     4   version         2 (version 1, with fixed-width entry headers and key prefixes in
+//!                             the block directory, is refused)
 //!  12     4   flags           0
 //!  16     8   entry count     versions in the segment, tombstones included
 //!  24     8   key count       distinct keys
@@ -124,17 +125,19 @@ use strata_tiering::{SeqNo, MAX_KEY_LEN};
 /// The first eight bytes of the footer.
 pub const MAGIC: [u8; 8] = *b"STRATASG";
 /// The format version this crate writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Size of the footer.
 pub const FOOTER_LEN: usize = 128;
-/// Size of an entry's fixed header (without the optional expiry).
-pub const ENTRY_HEADER_LEN: usize = 17;
+/// The smallest an entry's header can be: one-byte key length and seqno, and the flags.
+pub const MIN_ENTRY_HEADER_LEN: usize = 3;
+/// The largest a varint of a u64 can be.
+const MAX_VARINT_LEN: usize = 10;
 /// Size of the optional expiry field.
 pub const EXPIRY_LEN: usize = 8;
 /// Size of a block's trailer (count and CRC).
 pub const BLOCK_TRAILER_LEN: usize = 8;
-/// Size of one slot of a block's entry directory: offset and key prefix.
-pub const DIRECTORY_SLOT_LEN: usize = 12;
+/// Size of one slot of a block's entry directory: the entry's offset.
+pub const DIRECTORY_SLOT_LEN: usize = 4;
 /// Size of an index record before its key.
 pub const INDEX_RECORD_LEN: usize = 24;
 /// Size of the bloom filter's header.
@@ -149,7 +152,7 @@ pub const FLAG_HAS_EXPIRY: u8 = 0b10;
 pub const FLAG_ARCHIVED: u8 = 0b100;
 /// The most probes a filter may ask for.
 pub const MAX_PROBES: u32 = 16;
-/// The largest value a segment can hold (its length must fit the u32 length field).
+/// The largest value a segment can hold (a block, whose offsets are u32, must hold it).
 pub const MAX_VALUE_LEN: usize = u32::MAX as usize;
 
 /// Suffix of segment files.
@@ -246,7 +249,10 @@ impl Footer {
         let word = |at| read_u64(bytes, at).unwrap_or(0);
         let version = read_u32(bytes, 8).unwrap_or(0);
         if version != VERSION {
-            return Err(format!("unsupported segment format version {version}"));
+            return Err(format!(
+                "unsupported segment format version {version} (this release reads version \
+                 {VERSION})"
+            ));
         }
         let flags = read_u32(bytes, 12).unwrap_or(0);
         let reserved = read_u32(bytes, 120).unwrap_or(0);
@@ -297,11 +303,11 @@ impl Footer {
         }
         // Each block holds at least one entry and each entry at least one key byte, so these
         // bound the counts by bytes that exist.
-        let min_block = (ENTRY_HEADER_LEN + 1 + DIRECTORY_SLOT_LEN + BLOCK_TRAILER_LEN) as u64;
+        let min_block = (MIN_ENTRY_HEADER_LEN + 1 + DIRECTORY_SLOT_LEN + BLOCK_TRAILER_LEN) as u64;
         if footer.block_count > footer.data_len / min_block
             || footer.block_count > footer.index_len / (INDEX_RECORD_LEN as u64 + 1)
             || footer.entry_count
-                > footer.data_len / (ENTRY_HEADER_LEN + 1 + DIRECTORY_SLOT_LEN) as u64
+                > footer.data_len / (MIN_ENTRY_HEADER_LEN + 1 + DIRECTORY_SLOT_LEN) as u64
         {
             return Err("block or entry count larger than the file can hold".into());
         }
@@ -334,7 +340,12 @@ impl EntryRef<'_> {
         } else {
             0
         };
-        ENTRY_HEADER_LEN + expiry + self.key.len() + self.value.len()
+        varint_len(self.key.len() as u64)
+            + varint_len(self.seqno)
+            + 1
+            + expiry
+            + self.key.len()
+            + self.value.len()
     }
 
     /// Appends the entry's encoding to `out`. Lengths must have been checked by the caller.
@@ -349,10 +360,9 @@ impl EntryRef<'_> {
         if self.archived {
             flags |= FLAG_ARCHIVED;
         }
-        out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.seqno.to_le_bytes());
+        put_varint(out, self.key.len() as u64);
+        put_varint(out, self.seqno);
         out.push(flags);
-        out.extend_from_slice(&(self.value.len() as u32).to_le_bytes());
         if let Some(at) = self.expires_at {
             out.extend_from_slice(&at.to_le_bytes());
         }
@@ -362,35 +372,36 @@ impl EntryRef<'_> {
 
     /// Decodes the entry that fills `slot` exactly.
     pub fn decode(slot: &[u8]) -> Result<EntryRef<'_>, &'static str> {
-        let key_len = read_u32(slot, 0).ok_or("entry header cut short")? as usize;
-        let seqno = read_u64(slot, 4).ok_or("entry header cut short")?;
-        let flags = *slot.get(12).ok_or("entry header cut short")?;
-        let value_len = read_u32(slot, 13).ok_or("entry header cut short")? as usize;
+        let (key_len, at) = read_varint(slot, 0).ok_or("entry key length malformed")?;
+        let (seqno, at) = read_varint(slot, at).ok_or("entry seqno malformed")?;
+        let flags = *slot.get(at).ok_or("entry header cut short")?;
+        let mut at = at + 1;
         if flags & !(FLAG_TOMBSTONE | FLAG_HAS_EXPIRY | FLAG_ARCHIVED) != 0 {
             return Err("unknown entry flags");
         }
-        let archived = flags & FLAG_ARCHIVED != 0;
-        if archived && (flags != FLAG_ARCHIVED || value_len != 0) {
-            return Err("archival marker with a value, a deletion or an expiry");
-        }
-        if key_len == 0 || key_len > MAX_KEY_LEN {
+        if key_len == 0 || key_len > MAX_KEY_LEN as u64 {
             return Err("entry key length out of range");
         }
+        let expires_at = if flags & FLAG_HAS_EXPIRY != 0 {
+            let expiry = read_u64(slot, at).ok_or("entry expiry cut short")?;
+            at += EXPIRY_LEN;
+            Some(expiry)
+        } else {
+            None
+        };
+        let rest = slot.get(at..).ok_or("entry header cut short")?;
+        if rest.len() < key_len as usize {
+            return Err("entry key runs past its slot");
+        }
+        let (key, value) = rest.split_at(key_len as usize);
+        let archived = flags & FLAG_ARCHIVED != 0;
+        if archived && (flags != FLAG_ARCHIVED || !value.is_empty()) {
+            return Err("archival marker with a value, a deletion or an expiry");
+        }
         let tombstone = flags & FLAG_TOMBSTONE != 0;
-        if tombstone && value_len != 0 {
+        if tombstone && !value.is_empty() {
             return Err("tombstone with a value");
         }
-        let (expires_at, body) = if flags & FLAG_HAS_EXPIRY != 0 {
-            let at = read_u64(slot, ENTRY_HEADER_LEN).ok_or("entry expiry cut short")?;
-            (Some(at), ENTRY_HEADER_LEN + EXPIRY_LEN)
-        } else {
-            (None, ENTRY_HEADER_LEN)
-        };
-        let rest = slot.get(body..).ok_or("entry header cut short")?;
-        if rest.len() != key_len.saturating_add(value_len) {
-            return Err("entry lengths do not match its slot");
-        }
-        let (key, value) = rest.split_at(key_len);
         Ok(EntryRef {
             key,
             seqno,
@@ -400,6 +411,42 @@ impl EntryRef<'_> {
             value,
         })
     }
+}
+
+/// Bytes the varint of `value` takes.
+fn varint_len(value: u64) -> usize {
+    let bits = 64 - value.leading_zeros() as usize;
+    bits.div_ceil(7).max(1)
+}
+
+/// Appends `value` as an unsigned LEB128 varint.
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Reads the varint at `at`: its value and where it ends. `None` if it is cut short, longer
+/// than a u64 allows, or not in its shortest form.
+fn read_varint(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for i in 0..MAX_VARINT_LEN {
+        let byte = *bytes.get(at.checked_add(i)?)?;
+        let bits = u64::from(byte & 0x7F);
+        if i == MAX_VARINT_LEN - 1 && bits > 1 {
+            return None;
+        }
+        value |= bits << (7 * i);
+        if byte & 0x80 == 0 {
+            if byte == 0 && i > 0 {
+                return None;
+            }
+            return Some((value, at + i + 1));
+        }
+    }
+    None
 }
 
 /// The first eight bytes of `key` as a big-endian number, zero-padded. For two keys whose
@@ -522,10 +569,71 @@ mod tests {
             entry.encode(&mut out);
             assert_eq!(out.len(), entry.encoded_len());
             assert_eq!(EntryRef::decode(&out), Ok(entry));
-            assert!(EntryRef::decode(&out[..out.len() - 1]).is_err());
+            // The slot bounds the value: a byte more is a byte more of value, which a value-less
+            // entry cannot have.
             out.push(0);
-            assert!(EntryRef::decode(&out).is_err());
+            assert_eq!(EntryRef::decode(&out).is_err(), entry.value.is_empty());
+            let header = entry.encoded_len() - entry.key.len() - entry.value.len();
+            assert!(EntryRef::decode(&out[..header + entry.key.len() - 1]).is_err());
         }
+    }
+
+    #[test]
+    fn a_version_1_footer_is_refused_by_name() {
+        let footer = sample_footer();
+        let mut bytes = footer.encode();
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[..124]);
+        bytes[124..128].copy_from_slice(&crc.to_le_bytes());
+        let error = Footer::decode(&bytes, footer.file_len).unwrap_err();
+        assert!(
+            error.contains("version 1") && error.contains("version 2"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn varints_round_trip_in_their_shortest_form_only() {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            65_536,
+            1 << 21,
+            u64::MAX >> 1,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(out.len(), varint_len(value));
+            assert_eq!(read_varint(&out, 0), Some((value, out.len())));
+            assert_eq!(read_varint(&out[..out.len() - 1], 0), None, "cut short");
+        }
+        assert_eq!(read_varint(&[0x80, 0x00], 0), None, "overlong zero");
+        assert_eq!(
+            read_varint(&[0xFF, 0x80, 0x00], 0),
+            None,
+            "trailing zero byte"
+        );
+        let mut too_big = vec![0xFF; 9];
+        too_big.push(0x02);
+        assert_eq!(read_varint(&too_big, 0), None, "more than 64 bits");
+        assert_eq!(read_varint(&[0x80; 11], 0), None, "more than ten bytes");
+    }
+
+    #[test]
+    fn a_typical_entry_header_is_five_bytes() {
+        let entry = EntryRef {
+            key: b"0000000000000042",
+            seqno: 1_500_000,
+            tombstone: false,
+            archived: false,
+            expires_at: None,
+            value: &[7; 100],
+        };
+        assert_eq!(entry.encoded_len(), 5 + 16 + 100);
     }
 
     #[test]

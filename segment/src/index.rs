@@ -7,7 +7,7 @@ use strata_tiering::{SeqNo, MAX_KEY_LEN};
 
 use crate::format::{
     internal_cmp, read_u32, read_u64, Footer, BLOCK_TRAILER_LEN, DIRECTORY_SLOT_LEN,
-    ENTRY_HEADER_LEN, INDEX_RECORD_LEN,
+    INDEX_RECORD_LEN, MIN_ENTRY_HEADER_LEN,
 };
 
 /// Where one data block is and what its last entry is.
@@ -41,7 +41,7 @@ pub(crate) fn parse_index(
     // The footer bounded block_count by the index length, so this allocation is bounded too.
     let mut records = Vec::with_capacity(footer.block_count as usize);
     let mut expected_offset = 0usize;
-    let min_block = ENTRY_HEADER_LEN + 1 + DIRECTORY_SLOT_LEN + BLOCK_TRAILER_LEN;
+    let min_block = MIN_ENTRY_HEADER_LEN + 1 + DIRECTORY_SLOT_LEN + BLOCK_TRAILER_LEN;
     for _ in 0..footer.block_count {
         let (Some(offset), Some(len), Some(last_seqno), Some(key_len)) = (
             read_u64(bytes, at),

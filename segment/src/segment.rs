@@ -77,7 +77,10 @@ pub struct Segment {
     footer_crc: u32,
     first_key: Range<usize>,
     index: Box<[IndexRecord]>,
-    /// The first eight bytes of each block's last key (see [`key_prefix`]).
+    /// Bytes every key in the segment starts with: as long as the first key and the last
+    /// share.
+    common_len: usize,
+    /// Eight bytes of each block's last key, just past the common bytes (see [`key_prefix`]).
     prefixes: Box<[u64]>,
     bloom_at: Range<usize>,
     bloom: Bloom,
@@ -149,14 +152,20 @@ impl Segment {
         let blocks = (0..index.len())
             .map(|_| AtomicU32::new(UNCHECKED))
             .collect();
+        let key_of = |(at, len): (usize, usize)| data.get(at..at + len).unwrap_or(&[]);
+        // Keys in a store often share a long head ("task:0000…"); prefixes taken past it
+        // still tell the blocks apart.
+        let common_len = match (data.get(first_key.clone()), index.last()) {
+            (Some(first), Some(last)) => first
+                .iter()
+                .zip(key_of(last.last_key))
+                .take_while(|(a, b)| a == b)
+                .count(),
+            _ => 0,
+        };
         let prefixes = index
             .iter()
-            .map(|r| {
-                key_prefix(
-                    data.get(r.last_key.0..r.last_key.0 + r.last_key.1)
-                        .unwrap_or(&[]),
-                )
-            })
+            .map(|r| key_prefix(key_of(r.last_key).get(common_len..).unwrap_or(&[])))
             .collect();
         Ok(Segment {
             id,
@@ -166,6 +175,7 @@ impl Segment {
             footer_crc,
             first_key,
             index,
+            common_len,
             prefixes,
             bloom_at,
             bloom,
@@ -286,9 +296,7 @@ impl Segment {
         let layout = self.block(block)?;
         let data = self.bytes.as_slice();
         let at = layout
-            .find(data, key, |e| {
-                internal_cmp((e.key, e.seqno), target).is_lt()
-            })
+            .find(data, |e| internal_cmp((e.key, e.seqno), target).is_lt())
             .map_err(|e| self.block_error(block, e, Some(key)))?;
         if at >= layout.count {
             return Ok(None);
@@ -444,7 +452,17 @@ impl Segment {
     /// The search runs over the blocks' 8-byte key prefixes first — a dense array that stays in
     /// cache — and compares whole keys only among blocks whose prefix equals `key`'s.
     fn find_block(&self, key: &[u8], before: impl FnMut(&IndexRecord) -> bool) -> usize {
-        let p = key_prefix(key);
+        let first = self.bytes.as_slice().get(self.first_key.clone());
+        let common = first.and_then(|k| k.get(..self.common_len)).unwrap_or(&[]);
+        let head = key.get(..common.len()).unwrap_or(key);
+        match head.cmp(common.get(..head.len()).unwrap_or(&[])) {
+            // Below every key in the segment, or above every one.
+            Ordering::Less => return 0,
+            Ordering::Greater => return self.index.len(),
+            Ordering::Equal if head.len() < common.len() => return 0,
+            Ordering::Equal => {}
+        }
+        let p = key_prefix(key.get(common.len()..).unwrap_or(&[]));
         let lo = self.prefixes.partition_point(|&x| x < p);
         let tied = self.prefixes.get(lo..).unwrap_or(&[]);
         let hi = lo + tied.partition_point(|&x| x == p);

@@ -220,7 +220,7 @@ fn damage_met_by_a_compaction_quarantines_that_input_only() {
     fill(&tier);
     let seg = dir.join("00000000000000000001.seg");
     let mut bytes = fs.read_file(&seg).unwrap();
-    bytes[5000] ^= 0x01;
+    bytes[2000] ^= 0x01;
     fs.write_file(&seg, &bytes);
     // The tier read segment 1 at ingest; reopen so it sees the damaged bytes.
     drop(tier);
