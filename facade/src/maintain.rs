@@ -318,6 +318,9 @@ impl Inner {
                 self.router.report_failure(TierId::Warm, &error);
                 return Err(error.into());
             }
+            // Before the versions leave hot: a promotion racing this flush then reads warm
+            // again for them (see `Router::note_flush`).
+            self.router.note_flush();
             self.hot.release(frozen);
             self.router.report_success(TierId::Warm);
             self.router

@@ -430,17 +430,22 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
 
 /// Reads the varint at `at`: its value and where it ends. `None` if it is cut short, longer
 /// than a u64 allows, or not in its shortest form.
+#[inline]
 fn read_varint(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    // Key lengths are almost always one byte: answer those without the loop.
+    let first = *bytes.get(at)?;
+    if first < 0x80 {
+        return Some((u64::from(first), at + 1));
+    }
     let mut value = 0u64;
-    for i in 0..MAX_VARINT_LEN {
-        let byte = *bytes.get(at.checked_add(i)?)?;
+    for (i, &byte) in bytes.get(at..)?.iter().take(MAX_VARINT_LEN).enumerate() {
         let bits = u64::from(byte & 0x7F);
         if i == MAX_VARINT_LEN - 1 && bits > 1 {
             return None;
         }
         value |= bits << (7 * i);
         if byte & 0x80 == 0 {
-            if byte == 0 && i > 0 {
+            if byte == 0 {
                 return None;
             }
             return Some((value, at + i + 1));

@@ -171,11 +171,41 @@ fn reads_fall_through_and_promote_into_the_cache() {
     assert_eq!(missing, Default::default());
 }
 
-/// A warm tier in which a newer version lands (written, then flushed) just after the first
-/// read of it returns, as a concurrent write and flush would.
+/// A warm tier in which a newer version lands (written, then flushed, the flush noted to the
+/// Router as an owner's flush does) just after the first read of it returns, as a concurrent
+/// write and flush would.
 struct RacingWarm {
     inner: MemoryTier,
     newer: std::sync::Mutex<Option<Change>>,
+    router: std::sync::OnceLock<std::sync::Weak<Router>>,
+    gets: std::sync::atomic::AtomicUsize,
+}
+
+impl RacingWarm {
+    /// A warm tier holding `old`, and `newer` once the first read of it returns.
+    fn new(old: Change, newer: Option<Change>) -> (Arc<RacingWarm>, Arc<Router>) {
+        let warm = Arc::new(RacingWarm {
+            inner: MemoryTier::new(),
+            newer: std::sync::Mutex::new(newer),
+            router: std::sync::OnceLock::new(),
+            gets: std::sync::atomic::AtomicUsize::new(0),
+        });
+        warm.inner.apply(&[old]).unwrap();
+        let router = Router::builder(
+            Arc::new(MemoryTier::new()) as Arc<dyn Tier>,
+            Arc::new(MemoryTier::new()) as Arc<dyn Tier>,
+            Arc::new(MemLog::new()) as Arc<dyn Log>,
+        )
+        .warm(Arc::clone(&warm) as Arc<dyn Tier>)
+        .build();
+        let router = Arc::new(router);
+        warm.router.set(Arc::downgrade(&router)).unwrap();
+        (warm, router)
+    }
+
+    fn gets(&self) -> usize {
+        self.gets.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl Tier for RacingWarm {
@@ -183,9 +213,13 @@ impl Tier for RacingWarm {
         "warm"
     }
     fn get(&self, key: &[u8], snapshot: u64) -> Result<Option<Entry>, Error> {
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let found = self.inner.get(key, snapshot);
         if let Some(newer) = self.newer.lock().unwrap().take() {
             self.inner.apply(&[newer]).unwrap();
+            if let Some(router) = self.router.get().and_then(std::sync::Weak::upgrade) {
+                router.note_flush();
+            }
         }
         found
     }
@@ -212,26 +246,32 @@ impl Tier for RacingWarm {
 
 #[test]
 fn a_write_racing_a_promotion_is_not_hidden_by_the_stale_copy() {
-    let warm = Arc::new(RacingWarm {
-        inner: MemoryTier::new(),
-        newer: std::sync::Mutex::new(Some(Change::put(key("med:r"), 9, "new"))),
-    });
-    warm.inner
-        .apply(&[Change::put(key("med:r"), 1, "old")])
-        .unwrap();
-    let router = Router::builder(
-        Arc::new(MemoryTier::new()) as Arc<dyn Tier>,
-        Arc::new(MemoryTier::new()) as Arc<dyn Tier>,
-        Arc::new(MemLog::new()) as Arc<dyn Log>,
-    )
-    .warm(warm as Arc<dyn Tier>)
-    .build();
+    let (warm, router) = RacingWarm::new(
+        Change::put(key("med:r"), 1, "old"),
+        Some(Change::put(key("med:r"), 9, "new")),
+    );
     // The racing read may answer with the version it found...
     let first = router.read(b"med:r", ReadOptions::default()).unwrap();
     assert_eq!(first.value(), Some(&Value::from("old")));
     assert!(first.promoted);
+    assert_eq!(
+        warm.gets(),
+        2,
+        "the noted flush sent the promotion back to warm"
+    );
     // ...but the copy it left in the cache must not hide the newer one afterwards.
     assert_eq!(value(&router, "med:r").unwrap(), b"new");
+}
+
+#[test]
+fn a_promotion_with_no_flush_meanwhile_reads_warm_once() {
+    let (warm, router) = RacingWarm::new(Change::put(key("med:q"), 1, "only"), None);
+    let first = router.read(b"med:q", ReadOptions::default()).unwrap();
+    assert_eq!(first.value(), Some(&Value::from("only")));
+    assert!(first.promoted);
+    assert_eq!(warm.gets(), 1);
+    assert_eq!(value(&router, "med:q").unwrap(), b"only");
+    assert_eq!(warm.gets(), 1, "the second read is answered from the cache");
 }
 
 #[test]

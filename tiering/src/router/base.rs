@@ -4,7 +4,7 @@
 //! the same type.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -245,6 +245,7 @@ impl RouterBuilder {
             append_lock: Mutex::new(()),
             drain_lock: Mutex::new(()),
             probes: Mutex::new(probes),
+            flushes: AtomicU64::new(0),
         }
     }
 }
@@ -280,12 +281,26 @@ pub struct Router {
     /// Held for a whole drain of the replay queue, so only one runs at a time.
     pub(super) drain_lock: Mutex<()>,
     pub(super) probes: Mutex<Vec<ProbeSlot>>,
+    /// Counts [`Router::note_flush`] calls: a promotion that sees it unchanged knows no
+    /// version left the hot tier for warm while it ran.
+    pub(super) flushes: AtomicU64,
 }
 
 impl Router {
     /// A builder over the required parts.
     pub fn builder(hot: Arc<dyn Tier>, cache: Arc<dyn Tier>, log: Arc<dyn Log>) -> RouterBuilder {
         RouterBuilder::new(hot, cache, log)
+    }
+
+    /// Tells the Router that versions are about to leave the hot tier for warm. The owner
+    /// calls it once the flushed versions are readable in warm and before the hot tier lets
+    /// go of them, and the same before any other move of versions from hot to warm.
+    ///
+    /// A promotion from warm copies what it read into the cache and then looks again for a
+    /// newer version: in the hot tier only, unless a flush was noted meanwhile, when the
+    /// newer version may have moved to warm and warm is read again.
+    pub fn note_flush(&self) {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The settings.

@@ -11,6 +11,8 @@
 //!   might hold a newer version fails with [`Error::TierUnavailable`], unless it allowed a
 //!   partial answer, which then says which tiers it skipped.
 
+use std::sync::atomic::Ordering;
+
 use super::{Router, TierId};
 use crate::error::Error;
 use crate::record;
@@ -169,13 +171,15 @@ impl Router {
                 skipped.push(id);
                 continue;
             }
+            // Read before the tier is: see `promote`.
+            let flushes = self.flushes.load(Ordering::SeqCst);
             match tier.get(key, LATEST) {
                 Ok(None) => breaker.record_success(),
                 Ok(Some(entry)) => {
                     breaker.record_success();
                     let mut outcome = self.decide(entry, source);
                     if let Some(found) = &outcome.entry {
-                        outcome.promoted = self.promote(key, found, id);
+                        outcome.promoted = self.promote(key, found, id, flushes);
                     }
                     outcome.skipped = skipped;
                     return Ok(outcome);
@@ -217,13 +221,18 @@ impl Router {
         }
     }
 
-    /// Copies `entry`, found in `from`, into the cache; best effort.
+    /// Copies `entry`, found in `from`, into the cache; best effort. `flushes` is the
+    /// Router's flush count as it was before `from` was read.
     ///
     /// A write may land between the read below and the copy, and the hot tier may even be
     /// flushed in between, which would leave the copy older than the key's newest version.
     /// Writes update cached copies after applying to the hot tier, so looking again from the
     /// top after copying catches every such write: a newer version is then copied over.
-    fn promote(&self, key: &[u8], entry: &Entry, from: TierId) -> bool {
+    /// The hot tier is always looked at again. Warm is too when the version came from cold,
+    /// or when a flush was noted since `from` was read: a flush notes itself before the hot
+    /// tier lets go of anything, so if the hot tier no longer holds a newer version because
+    /// it was flushed, the count read after looking at hot has moved.
+    fn promote(&self, key: &[u8], entry: &Entry, from: TierId, flushes: u64) -> bool {
         let Ok(key) = Key::new(key) else {
             return false;
         };
@@ -234,7 +243,7 @@ impl Router {
         {
             return false;
         }
-        if let Some(newer) = self.newest_above(&key, entry.seqno, from) {
+        if let Some(newer) = self.newest_above(&key, entry.seqno, from, flushes) {
             // The cache just took a write, so it is very unlikely to refuse this one; a cache
             // that does is failing as a whole, and its owner's error handling is the remedy.
             let _ = self.cache.apply(&[Change::new(key, newer)]);
@@ -242,15 +251,21 @@ impl Router {
         true
     }
 
-    /// A version of `key` newer than `seqno` in the hot tier or the tiers down to `from`.
-    fn newest_above(&self, key: &Key, seqno: SeqNo, from: TierId) -> Option<Entry> {
+    /// A version of `key` newer than `seqno` in the hot tier or, where it may have moved
+    /// since (see [`Router::promote`]), the tiers down to `from`.
+    fn newest_above(&self, key: &Key, seqno: SeqNo, from: TierId, flushes: u64) -> Option<Entry> {
         let bytes = key.as_bytes();
-        let mut tiers: Vec<&dyn Tier> = vec![self.hot.as_ref()];
-        tiers.extend(self.lower(TierId::Warm));
-        if from == TierId::Cold {
-            tiers.extend(self.lower(TierId::Cold));
+        if let Some(found) = self.hot.get(bytes, LATEST).ok().flatten() {
+            return (found.seqno > seqno).then_some(found);
         }
-        tiers
+        if from == TierId::Warm && self.flushes.load(Ordering::SeqCst) == flushes {
+            return None;
+        }
+        let mut below: Vec<&dyn Tier> = self.lower(TierId::Warm).into_iter().collect();
+        if from == TierId::Cold {
+            below.extend(self.lower(TierId::Cold));
+        }
+        below
             .into_iter()
             .find_map(|t| t.get(bytes, LATEST).ok().flatten())
             .filter(|e| e.seqno > seqno)
