@@ -12,6 +12,9 @@ use crate::format::{
 pub(crate) struct BlockBuilder {
     entries: Vec<u8>,
     offsets: Vec<u32>,
+    /// Where each entry's key lies in `entries`: the directory's prefixes depend on the
+    /// head every key shares, known only once the block is complete.
+    keys: Vec<(usize, usize)>,
 }
 
 impl BlockBuilder {
@@ -19,6 +22,7 @@ impl BlockBuilder {
         BlockBuilder {
             entries: Vec::with_capacity(capacity),
             offsets: Vec::with_capacity(capacity / 64),
+            keys: Vec::with_capacity(capacity / 64),
         }
     }
 
@@ -38,22 +42,47 @@ impl BlockBuilder {
     pub fn add(&mut self, entry: &EntryRef<'_>) {
         self.offsets.push(self.entries.len() as u32);
         entry.encode(&mut self.entries);
+        let key_at = self.entries.len() - entry.value.len() - entry.key.len();
+        self.keys.push((key_at, entry.key.len()));
     }
 
     /// Appends the finished block to `out`, returns its length, and empties the builder.
     pub fn finish_into(&mut self, out: &mut Vec<u8>) -> usize {
         let start = out.len();
         out.extend_from_slice(&self.entries);
-        for offset in &self.offsets {
+        let key = |&(at, len): &(usize, usize)| &self.entries[at..at + len];
+        let shared = match (self.keys.first(), self.keys.last()) {
+            (Some(first), Some(last)) => shared_len(key(first), key(last)),
+            _ => 0,
+        };
+        for (offset, k) in self.offsets.iter().zip(&self.keys) {
             out.extend_from_slice(&offset.to_le_bytes());
+            out.extend_from_slice(&tail_prefix(key(k), shared).to_be_bytes());
         }
+        out.extend_from_slice(&(shared as u32).to_le_bytes());
         out.extend_from_slice(&(self.offsets.len() as u32).to_le_bytes());
         let crc = crc32fast::hash(&out[start..]);
         out.extend_from_slice(&crc.to_le_bytes());
         self.entries.clear();
         self.offsets.clear();
+        self.keys.clear();
         out.len() - start
     }
+}
+
+/// How many leading bytes `a` and `b` share.
+fn shared_len(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// The four bytes of `key` after its first `shared`, zero-padded, as a big-endian number. For
+/// keys that share their first `shared` bytes, these order as the keys do where they differ.
+fn tail_prefix(key: &[u8], shared: usize) -> u32 {
+    let tail = key.get(shared..).unwrap_or(&[]);
+    let mut word = [0u8; 4];
+    let n = tail.len().min(4);
+    word[..n].copy_from_slice(&tail[..n]);
+    u32::from_be_bytes(word)
 }
 
 /// Where a checked block's parts are, as absolute offsets into the segment's bytes.
@@ -65,6 +94,8 @@ pub(crate) struct BlockLayout {
     pub count: usize,
     /// Where the entry directory starts, which is where the entries end.
     pub dir_at: usize,
+    /// Bytes every key in the block starts with.
+    pub shared: usize,
 }
 
 /// Checks a block's CRC. `block` is the whole block, trailer included.
@@ -85,7 +116,8 @@ pub(crate) fn check_layout(bytes: &[u8], start: usize, len: usize) -> Result<Blo
     let trailer_at = len
         .checked_sub(BLOCK_TRAILER_LEN)
         .ok_or("block shorter than its trailer")?;
-    let count = read_u32(block, trailer_at).ok_or("block shorter than its trailer")? as usize;
+    let shared = read_u32(block, trailer_at).ok_or("block shorter than its trailer")? as usize;
+    let count = read_u32(block, trailer_at + 4).ok_or("block shorter than its trailer")? as usize;
     if count == 0 {
         return Err("block with no entries".into());
     }
@@ -104,6 +136,7 @@ pub(crate) fn check_layout(bytes: &[u8], start: usize, len: usize) -> Result<Blo
         start,
         count,
         dir_at: start + dir_at,
+        shared,
     };
     let mut previous: Option<(&[u8], u64)> = None;
     let mut expected_start = 0usize;
@@ -117,6 +150,17 @@ pub(crate) fn check_layout(bytes: &[u8], start: usize, len: usize) -> Result<Blo
         let entry = layout
             .entry(bytes, i)
             .map_err(|e| format!("entry {i}: {e}"))?;
+        if i + 1 == count {
+            let first = layout
+                .entry(bytes, 0)
+                .map_err(|e| format!("entry 0: {e}"))?;
+            if shared_len(first.key, entry.key) != shared {
+                return Err(format!(
+                    "the block says its keys share {shared} bytes, they share {}",
+                    shared_len(first.key, entry.key)
+                ));
+            }
+        }
         expected_start = slot_start + entry.encoded_len();
         let this = (entry.key, entry.seqno);
         if let Some(prev) = previous {
@@ -125,6 +169,17 @@ pub(crate) fn check_layout(bytes: &[u8], start: usize, len: usize) -> Result<Blo
             }
         }
         previous = Some(this);
+    }
+    // The prefixes depend on `shared`, checked with the last entry above.
+    for i in 0..count {
+        let entry = layout
+            .entry(bytes, i)
+            .map_err(|e| format!("entry {i}: {e}"))?;
+        if layout.prefix(bytes, i) != Some(tail_prefix(entry.key, shared)) {
+            return Err(format!(
+                "entry {i}: directory key prefix differs from the key"
+            ));
+        }
     }
     Ok(layout)
 }
@@ -136,6 +191,16 @@ impl BlockLayout {
             .dir_at
             .checked_add(i.checked_mul(DIRECTORY_SLOT_LEN)?)?;
         Some(read_u32(bytes, at)? as usize)
+    }
+
+    /// The directory's key prefix of entry `i` (see [`tail_prefix`]).
+    fn prefix(&self, bytes: &[u8], i: usize) -> Option<u32> {
+        let at = self
+            .dir_at
+            .checked_add(i.checked_mul(DIRECTORY_SLOT_LEN)?)?
+            .checked_add(4)?;
+        let word = bytes.get(at..at.checked_add(4)?)?;
+        Some(u32::from_be_bytes(word.try_into().ok()?))
     }
 
     /// The bytes of entry `i`'s slot.
@@ -173,21 +238,53 @@ impl BlockLayout {
     }
 
     /// The partition point of `before` over the block's entries (the first entry it fails
-    /// for, or `count`), for a predicate that holds for entries whose key is below the key
-    /// sought and fails for entries whose key is above it. A block is a few KiB, so the
-    /// entries the binary search decodes sit in a few cache lines.
+    /// for, or `count`), for a predicate that holds for entries whose key is below `key` and
+    /// fails for entries whose key is above it.
+    ///
+    /// The search runs over the directory's key prefixes — a few adjacent cache lines — and
+    /// decodes entries only where a prefix equals `key`'s. The prefixes are taken past the
+    /// head every key in the block shares, so keys with a long common head ("task:0000…")
+    /// still tell apart.
     pub fn find(
         &self,
         bytes: &[u8],
+        key: &[u8],
         mut before: impl FnMut(&EntryRef<'_>) -> bool,
     ) -> Result<usize, &'static str> {
+        let first = self.entry(bytes, 0)?;
+        let common = first
+            .key
+            .get(..self.shared)
+            .ok_or("shared head past the first key")?;
+        let head = key.get(..self.shared).unwrap_or(key);
+        match head.cmp(common.get(..head.len()).unwrap_or(&[])) {
+            // Below every key in the block, or above every one.
+            Ordering::Less => return Ok(0),
+            Ordering::Greater => return Ok(self.count),
+            Ordering::Equal if head.len() < self.shared => return Ok(0),
+            Ordering::Equal => {}
+        }
+        let p = tail_prefix(key, self.shared);
+        let prefix = |i| self.prefix(bytes, i).ok_or("directory outside the block");
         let (mut lo, mut hi) = (0, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if before(&self.entry(bytes, mid)?) {
+            if prefix(mid)? < p {
                 lo = mid + 1;
             } else {
                 hi = mid;
+            }
+        }
+        let mut end = lo;
+        while end < self.count && prefix(end)? == p {
+            end += 1;
+        }
+        while lo < end {
+            let mid = lo + (end - lo) / 2;
+            if before(&self.entry(bytes, mid)?) {
+                lo = mid + 1;
+            } else {
+                end = mid;
             }
         }
         Ok(lo)
@@ -233,17 +330,57 @@ mod tests {
             assert_eq!(layout.entry(&block, i).unwrap(), *e);
         }
         let at = layout
-            .find(&block, |e| {
+            .find(&block, b"a", |e| {
                 internal_cmp((e.key, e.seqno), (b"a", 2)).is_lt()
             })
             .unwrap();
         assert_eq!(at, 1);
-        let at = layout.find(&block, |e| e.key < &b"b"[..]).unwrap();
+        let at = layout.find(&block, b"b", |e| e.key < &b"b"[..]).unwrap();
         assert_eq!(at, 2);
-        let at = layout.find(&block, |e| e.key < &b"d"[..]).unwrap();
+        let at = layout.find(&block, b"d", |e| e.key < &b"d"[..]).unwrap();
         assert_eq!(at, 3);
-        let at = layout.find(&block, |e| e.key < &b""[..]).unwrap();
+        let at = layout.find(&block, b"", |e| e.key < &b""[..]).unwrap();
         assert_eq!(at, 0);
+    }
+
+    #[test]
+    fn search_past_a_shared_head() {
+        let keys: [&'static [u8]; 4] = [
+            b"task:000000010",
+            b"task:000000011",
+            b"task:0000000115",
+            b"task:000000020",
+        ];
+        let block = built(&keys.map(|k| entry(k, 1)));
+        let layout = check_layout(&block, 0, block.len()).unwrap();
+        assert_eq!(layout.shared, 12, "the keys share \"task:0000000\"");
+        let position = |key: &[u8]| layout.find(&block, key, |e| e.key < key).unwrap();
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(position(key), i);
+        }
+        assert_eq!(position(b"task:0000000105"), 1);
+        assert_eq!(position(b"task:000000012"), 3);
+        assert_eq!(position(b"task:00000003"), 4);
+        assert_eq!(position(b"task:000"), 0, "a proper prefix of the head");
+        assert_eq!(position(b"a"), 0);
+        assert_eq!(position(b"task:1"), 4);
+        assert_eq!(position(b"zzz"), 4);
+    }
+
+    #[test]
+    fn a_shared_length_the_keys_do_not_have_is_refused() {
+        let mut block = built(&[entry(b"abc1", 1), entry(b"abc2", 1)]);
+        let trailer_at = block.len() - BLOCK_TRAILER_LEN;
+        for wrong in [0u32, 2, 4, 1000] {
+            block[trailer_at..trailer_at + 4].copy_from_slice(&wrong.to_le_bytes());
+            let crc_at = block.len() - 4;
+            let crc = crc32fast::hash(&block[..crc_at]);
+            block[crc_at..].copy_from_slice(&crc.to_le_bytes());
+            assert!(
+                check_layout(&block, 0, block.len()).is_err(),
+                "shared {wrong}"
+            );
+        }
     }
 
     #[test]

@@ -15,13 +15,20 @@
 //! # Data block (about `block_size` = 4 KiB; one entry larger than that gets a block to itself)
 //!
 //! ```text
-//! +---------+---------+-----+-----------+---------------------------------+-----------+---------+
-//! | entry 0 | entry 1 | ... | entry c-1 | entry directory: c × offset u32 | count u32 | crc u32 |
-//! +---------+---------+-----+-----------+---------------------------------+-----------+---------+
+//! +---------+-----+-----------+------------------------------+------------+-----------+---------+
+//! | entry 0 | ... | entry c-1 | entry directory: c × 8 bytes | shared u32 | count u32 | crc u32 |
+//! +---------+-----+-----------+------------------------------+------------+-----------+---------+
+//! directory slot i: +------------+------------------------------------------------------+
+//!                   | offset u32 | key prefix: 4 bytes of the key after `shared`, BE u32 |
+//!                   +------------+------------------------------------------------------+
 //!   offset i = where entry i starts, from the start of the block: offset 0 is 0, they increase
 //!   strictly, and each entry fills exactly the bytes up to the next one (the last, up to the
-//!   directory); that span is the entry's slot. count = c >= 1.
-//!   crc = CRC32 of every byte of the block before it.
+//!   directory); that span is the entry's slot.
+//!   shared = how many leading bytes the block's first and last keys (so all its keys) share.
+//!   key prefix = bytes shared .. shared+4 of entry i's key (fewer, followed by zeros, for a
+//!   shorter key), read as a big-endian u32, so a lookup binary-searches a few adjacent cache
+//!   lines and decodes only the entries whose prefix ties, even when every key starts alike.
+//!   count = c >= 1. crc = CRC32 of every byte of the block before it.
 //! ```
 //!
 //! # Entry (a header of 3 to 14 bytes, 8 more with an expiry, then the key and the value)
@@ -89,8 +96,8 @@
 //! ```text
 //! offset size field
 //!   0     8   magic           "STRATASG"
-//!   8     4   version         2 (version 1, with fixed-width entry headers and key prefixes in
-//!                             the block directory, is refused)
+//!   8     4   version         2 (version 1, with fixed-width entry headers and no shared head
+//!                             in blocks, is refused)
 //!  12     4   flags           0
 //!  16     8   entry count     versions in the segment, tombstones included
 //!  24     8   key count       distinct keys
@@ -134,10 +141,10 @@ pub const MIN_ENTRY_HEADER_LEN: usize = 3;
 const MAX_VARINT_LEN: usize = 10;
 /// Size of the optional expiry field.
 pub const EXPIRY_LEN: usize = 8;
-/// Size of a block's trailer (count and CRC).
-pub const BLOCK_TRAILER_LEN: usize = 8;
-/// Size of one slot of a block's entry directory: the entry's offset.
-pub const DIRECTORY_SLOT_LEN: usize = 4;
+/// Size of a block's trailer (shared head length, count and CRC).
+pub const BLOCK_TRAILER_LEN: usize = 12;
+/// Size of one slot of a block's entry directory: the entry's offset and key prefix.
+pub const DIRECTORY_SLOT_LEN: usize = 8;
 /// Size of an index record before its key.
 pub const INDEX_RECORD_LEN: usize = 24;
 /// Size of the bloom filter's header.

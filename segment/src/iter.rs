@@ -57,7 +57,7 @@ impl Cursor {
             let inclusive = matches!(start, Bound::Included(_));
             let data = cursor.seg.bytes();
             let at = layout
-                .find(data, |e| if inclusive { e.key < k } else { e.key <= k })
+                .find(data, k, |e| if inclusive { e.key < k } else { e.key <= k })
                 .map_err(|e| cursor.fail(e))?;
             cursor.idx = at;
             cursor.load()?;

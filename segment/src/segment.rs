@@ -296,7 +296,9 @@ impl Segment {
         let layout = self.block(block)?;
         let data = self.bytes.as_slice();
         let at = layout
-            .find(data, |e| internal_cmp((e.key, e.seqno), target).is_lt())
+            .find(data, key, |e| {
+                internal_cmp((e.key, e.seqno), target).is_lt()
+            })
             .map_err(|e| self.block_error(block, e, Some(key)))?;
         if at >= layout.count {
             return Ok(None);
@@ -396,10 +398,12 @@ impl Segment {
                 // Checked before: the directory sits right before the trailer.
                 let count = count as usize;
                 let trailer_at = (record.offset + record.len).saturating_sub(BLOCK_TRAILER_LEN);
+                let shared = read_u32(self.bytes.as_slice(), trailer_at).unwrap_or(0) as usize;
                 Ok(BlockLayout {
                     start: record.offset,
                     count,
                     dir_at: trailer_at.saturating_sub(DIRECTORY_SLOT_LEN * count),
+                    shared,
                 })
             }
         }
