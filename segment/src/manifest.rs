@@ -18,6 +18,7 @@
 //!  16     8   flushed LSN      highest WAL LSN whose writes are in live segments; 0 = none
 //!  24     8   next segment id  every segment file with an id at or above it is unreferenced
 //!  32     8   generation       1 for the first manifest, one more at each rewrite
+//!                                 (next segment id and generation stay below 2^62)
 //!  40     4   reserved         0
 //!  44     4   header crc       CRC32 of bytes 0..44
 //!
@@ -54,6 +55,8 @@ pub const MANIFEST_NAME: &str = "MANIFEST";
 pub const MAGIC: [u8; 8] = *b"STRATAMF";
 /// The manifest format version this crate writes and reads.
 pub const VERSION: u32 = 1;
+/// Bound on the next segment id and the generation (see the header layout).
+const MAX_COUNTER: u64 = 1 << 62;
 /// Size of the header.
 pub const HEADER_LEN: usize = 48;
 /// Size of a record before its keys.
@@ -178,6 +181,13 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Manifest> {
         ));
     }
     let flushed = read_u64(header, 16).unwrap_or(0);
+    // Both counters only ever grow by one, so no real store comes near these; a value that
+    // does would make the next increment overflow (or reuse a segment id).
+    for (at, name) in [(24, "next segment id"), (32, "generation")] {
+        if read_u64(header, at).unwrap_or(0) >= MAX_COUNTER {
+            return Err(corrupt(at, &format!("{name} out of range")));
+        }
+    }
     let mut manifest = Manifest {
         flushed_lsn: (flushed != 0).then_some(flushed),
         next_segment_id: read_u64(header, 24).unwrap_or(0),
@@ -362,6 +372,19 @@ mod tests {
         }
         for len in 0..bytes.len() {
             assert!(decode(&bytes[..len], path).is_err(), "cut at {len}");
+        }
+    }
+
+    #[test]
+    fn counters_with_no_room_to_grow_are_refused() {
+        for max_out in [
+            |m: &mut Manifest| m.generation = u64::MAX,
+            |m: &mut Manifest| m.next_segment_id = MAX_COUNTER,
+        ] {
+            let mut m = sample();
+            max_out(&mut m);
+            let error = decode(&encode(&m), Path::new("M")).unwrap_err();
+            assert!(error.to_string().contains("out of range"), "{error}");
         }
     }
 
