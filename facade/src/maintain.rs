@@ -307,9 +307,11 @@ impl Inner {
         self.wal.sync().map_err(log_error)?;
         // The frozen memtable's records now end the older files, which WAL truncation can drop
         // once this flush is in, instead of waiting for the active file to fill. A failed roll
-        // costs only that: the file rolls when full, and a failing disk shows in the next
-        // append or health probe.
-        let _ = self.wal.roll();
+        // costs only that (the log then starts a fresh file at its next write), and a failing
+        // disk shows in the next append or health probe.
+        if !queue.is_empty() {
+            let _ = self.wal.roll();
+        }
         let mut flushed = None;
         // Oldest first: the manifest's flushed LSN may pass a memtable only once it is in.
         while let Some((frozen, through)) = queue.front() {

@@ -25,8 +25,8 @@ use crate::block::BlockBuilder;
 use crate::bloom;
 use crate::error::{Result, SegmentError};
 use crate::format::{
-    file_name, internal_cmp, EntryRef, Footer, SegmentId, BLOCK_TRAILER_LEN, FOOTER_LEN,
-    MAX_VALUE_LEN, TEMP_SUFFIX,
+    file_name, internal_cmp, EntryRef, Footer, SegmentId, BLOCK_TRAILER_LEN, DIRECTORY_SLOT_LEN,
+    FOOTER_LEN, MAX_VALUE_LEN, TEMP_SUFFIX,
 };
 
 /// Mode of installed segment files: read-only, and private to the owner like every data file.
@@ -178,7 +178,7 @@ impl SegmentWriter {
         }
         let entry_len = entry.encoded_len();
         if entry.value.len() > MAX_VALUE_LEN
-            || entry_len + 4 + BLOCK_TRAILER_LEN > u32::MAX as usize
+            || entry_len + DIRECTORY_SLOT_LEN + BLOCK_TRAILER_LEN > u32::MAX as usize
         {
             return Err(SegmentError::TooLarge {
                 path: self.path.clone(),

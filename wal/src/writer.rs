@@ -178,22 +178,34 @@ impl Inner {
 
     /// Starts a new, empty file at the next LSN (see [`crate::Wal::roll`]). A record buffered
     /// but not yet taken has an LSN past `flushed`, so it lands in the new file.
+    ///
+    /// Everything written is made durable first: a crash must never find the new file's
+    /// durable header after an old file whose tail it lost, which recovery would rightly
+    /// take for damage. If creating the file fails, the log is marked broken, so the next
+    /// write goes to a fresh file instead of the old one (whose LSNs a half-created file may
+    /// now claim).
     pub(crate) fn roll(&self, io: &mut IoState) -> Result<()> {
-        if io.broken.is_some() || io.written < io.pending.len() {
+        if io.broken.is_some() {
             return Ok(());
+        }
+        if io.synced < io.flushed || io.written < io.pending.len() {
+            self.write_out(io, true)?;
         }
         let first = io.flushed + 1;
         if io.files.last().is_none_or(|(lsn, _)| *lsn >= first) {
             return Ok(());
         }
-        let fresh = self.create_file(io, first)?;
-        if let Some(old) = io.active.replace(fresh) {
-            // Its records still need the fsync the next sync gives every rolled file.
-            if io.synced < io.flushed {
-                io.rolled.push(old);
+        match self.create_file(io, first) {
+            Ok(fresh) => {
+                // Everything in the old file is durable: nothing is left to fsync in it.
+                io.active = Some(fresh);
+                Ok(())
+            }
+            Err(error) => {
+                io.broken = Some(error.to_string());
+                Err(error)
             }
         }
-        Ok(())
     }
 
     /// Fsyncs the rolled files and the active one; on success everything written is durable.
@@ -310,11 +322,14 @@ impl Inner {
         file.sync_data().map_err(|e| Error::io("fsync", &temp, e))?;
         fs.rename(&temp, &path)
             .map_err(|e| Error::io("rename", &temp, e))?;
-        fs.sync_dir(&self.dir)
-            .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+        // Known from here on even if the directory fsync fails: a repair must find it and
+        // remove or replace it, or records written elsewhere at its LSNs would be shadowed by
+        // an empty file at recovery.
         if !replaces_empty {
             io.files.push((first, path.clone()));
         }
+        fs.sync_dir(&self.dir)
+            .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
         io.gap_pending = false;
         Ok(OpenFile {
             path,

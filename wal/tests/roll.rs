@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{options, payload, read_all, DIR};
-use strata_wal::{CrashMode, Log, MemFs, RecoveryMode, SyncPolicy, Wal};
+use strata_wal::{errno, CrashMode, FaultyFs, FsOp, Log, MemFs, RecoveryMode, SyncPolicy, Wal};
 
 fn open(fs: &MemFs, policy: SyncPolicy) -> Wal {
     Wal::open_with_fs(
@@ -108,4 +108,46 @@ fn records_synced_then_rolled_survive_a_crash_in_their_own_file() {
         let lsns: Vec<u64> = read_all(&wal).into_iter().map(|(lsn, _)| lsn).collect();
         assert_eq!(lsns, vec![1, 2, 3]);
     }
+}
+
+#[test]
+fn a_roll_makes_written_records_durable_before_the_new_file_exists() {
+    let fs = MemFs::new();
+    let wal = open(&fs, SyncPolicy::Never);
+    // Larger than the write buffer, so it is written out at once, without an fsync.
+    let big = payload(1, 300 << 10);
+    wal.append(&[&big]).unwrap();
+    assert_eq!(wal.synced_lsn(), 0, "written, not yet durable");
+    wal.roll().unwrap();
+    assert_eq!(wal.synced_lsn(), 1, "the roll synced it first");
+    wal.append(&[b"after"]).unwrap();
+    // A crash now loses only what followed the roll; the strict mode sees no damage.
+    let wal = open(&fs.crash(CrashMode::DropUnsynced), SyncPolicy::Never);
+    assert_eq!(read_all(&wal), vec![(1, big)]);
+    assert_eq!(first_lsns(&wal), vec![1, 2]);
+}
+
+#[test]
+fn a_roll_that_fails_sends_the_next_records_to_a_fresh_file() {
+    let mem = MemFs::new();
+    let faulty = FaultyFs::new(Arc::new(mem.clone()));
+    let wal = Wal::open_with_fs(
+        Arc::new(faulty.clone()),
+        DIR,
+        options(SyncPolicy::Always, RecoveryMode::TolerateCorruptedTail),
+    )
+    .unwrap();
+    wal.append(&[b"one", b"two"]).unwrap();
+    // The new file is renamed into place, then the directory fsync fails.
+    faulty.fail_nth(FsOp::SyncDir, 1, errno::EIO);
+    assert!(wal.roll().is_err());
+    // The old file is not written again: the next records go to a file of their own, which
+    // replaces the empty one the failed roll left.
+    assert_eq!(wal.append(&[b"three"]).unwrap(), 3);
+    assert_eq!(wal.append(&[b"four"]).unwrap(), 4);
+    drop(wal);
+    let wal = open(&mem.crash(CrashMode::DropUnsynced), SyncPolicy::Always);
+    let lsns: Vec<u64> = read_all(&wal).into_iter().map(|(lsn, _)| lsn).collect();
+    assert_eq!(lsns, vec![1, 2, 3, 4]);
+    assert_eq!(first_lsns(&wal), vec![1, 3]);
 }
