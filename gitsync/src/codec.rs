@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `key` | the key, when it is UTF-8 (chunk lines always; state blobs only for shortened names) |
 //! | `key_b64` | the key in standard base64, when it is not UTF-8 |
-//! | `value` | the value itself, when it is one JSON text with no surrounding white space |
+//! | `value` | the value itself, when it is one JSON text with no surrounding white space, other than `null` (which reads as an absent field) |
 //! | `value_b64` | the value in standard base64, for any other bytes (the marker of non-JSON) |
 //! | `del` | `true` for a deletion (state keeps deletions, so they shadow older versions) |
 //! | `lsn` | the change's sequence number (its LSN in the writer's log) |
@@ -64,6 +64,10 @@ fn json_text(value: &[u8], form: Form) -> Option<&RawValue> {
         return None;
     }
     if form == Form::ChunkLine && text.contains(['\n', '\r']) {
+        return None;
+    }
+    // `"value":null` would read back as no value at all.
+    if text == "null" {
         return None;
     }
     serde_json::from_str::<&RawValue>(text).ok()
@@ -182,6 +186,7 @@ mod tests {
             b"",
             b"\xff\x00",
             b"{\"a\":\n1}",
+            b"null",
         ] {
             let doc = round_trip(b"k", value, Form::ChunkLine);
             assert!(String::from_utf8(doc).unwrap().contains("value_b64"));

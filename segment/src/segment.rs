@@ -454,7 +454,8 @@ impl Segment {
     /// whose last key is below `key` and fails for blocks whose last key is above it.
     ///
     /// The search runs over the blocks' 8-byte key prefixes first — a dense array that stays in
-    /// cache — and compares whole keys only among blocks whose prefix equals `key`'s.
+    /// cache — and compares whole keys only among blocks whose prefix equals `key`'s. The
+    /// prefixes are taken past the head every key in the segment shares.
     fn find_block(&self, key: &[u8], before: impl FnMut(&IndexRecord) -> bool) -> usize {
         let first = self.bytes.as_slice().get(self.first_key.clone());
         let common = first.and_then(|k| k.get(..self.common_len)).unwrap_or(&[]);
