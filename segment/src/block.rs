@@ -71,8 +71,19 @@ impl BlockBuilder {
 }
 
 /// How many leading bytes `a` and `b` share.
-fn shared_len(a: &[u8], b: &[u8]) -> usize {
+pub(crate) fn shared_len(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Where `key` stands against `head`, the bytes every key of a sorted run starts with: `Less`
+/// below every key of the run, `Greater` above every one, `Equal` when `key` starts with
+/// `head` and so may fall among them.
+pub(crate) fn against_head(key: &[u8], head: &[u8]) -> Ordering {
+    let n = key.len().min(head.len());
+    match key[..n].cmp(&head[..n]) {
+        Ordering::Equal if key.len() < head.len() => Ordering::Less,
+        other => other,
+    }
 }
 
 /// The four bytes of `key` after its first `shared`, zero-padded, as a big-endian number. For
@@ -138,6 +149,18 @@ pub(crate) fn check_layout(bytes: &[u8], start: usize, len: usize) -> Result<Blo
         dir_at: start + dir_at,
         shared,
     };
+    // The prefixes are taken past `shared`, so it must be right before they can be checked.
+    let (first, last) = match (layout.entry(bytes, 0), layout.entry(bytes, count - 1)) {
+        (Ok(first), Ok(last)) => (first, last),
+        (Err(e), _) => return Err(format!("entry 0: {e}")),
+        (_, Err(e)) => return Err(format!("entry {}: {e}", count - 1)),
+    };
+    if shared_len(first.key, last.key) != shared {
+        return Err(format!(
+            "the block says its keys share {shared} bytes, they share {}",
+            shared_len(first.key, last.key)
+        ));
+    }
     let mut previous: Option<(&[u8], u64)> = None;
     let mut expected_start = 0usize;
     for i in 0..count {
@@ -150,16 +173,10 @@ pub(crate) fn check_layout(bytes: &[u8], start: usize, len: usize) -> Result<Blo
         let entry = layout
             .entry(bytes, i)
             .map_err(|e| format!("entry {i}: {e}"))?;
-        if i + 1 == count {
-            let first = layout
-                .entry(bytes, 0)
-                .map_err(|e| format!("entry 0: {e}"))?;
-            if shared_len(first.key, entry.key) != shared {
-                return Err(format!(
-                    "the block says its keys share {shared} bytes, they share {}",
-                    shared_len(first.key, entry.key)
-                ));
-            }
+        if layout.prefix(bytes, i) != Some(tail_prefix(entry.key, shared)) {
+            return Err(format!(
+                "entry {i}: directory key prefix differs from the key"
+            ));
         }
         expected_start = slot_start + entry.encoded_len();
         let this = (entry.key, entry.seqno);
@@ -169,17 +186,6 @@ pub(crate) fn check_layout(bytes: &[u8], start: usize, len: usize) -> Result<Blo
             }
         }
         previous = Some(this);
-    }
-    // The prefixes depend on `shared`, checked with the last entry above.
-    for i in 0..count {
-        let entry = layout
-            .entry(bytes, i)
-            .map_err(|e| format!("entry {i}: {e}"))?;
-        if layout.prefix(bytes, i) != Some(tail_prefix(entry.key, shared)) {
-            return Err(format!(
-                "entry {i}: directory key prefix differs from the key"
-            ));
-        }
     }
     Ok(layout)
 }
@@ -256,12 +262,9 @@ impl BlockLayout {
             .key
             .get(..self.shared)
             .ok_or("shared head past the first key")?;
-        let head = key.get(..self.shared).unwrap_or(key);
-        match head.cmp(common.get(..head.len()).unwrap_or(&[])) {
-            // Below every key in the block, or above every one.
+        match against_head(key, common) {
             Ordering::Less => return Ok(0),
             Ordering::Greater => return Ok(self.count),
-            Ordering::Equal if head.len() < self.shared => return Ok(0),
             Ordering::Equal => {}
         }
         let p = tail_prefix(key, self.shared);
@@ -365,6 +368,22 @@ mod tests {
         assert_eq!(position(b"a"), 0);
         assert_eq!(position(b"task:1"), 4);
         assert_eq!(position(b"zzz"), 4);
+    }
+
+    #[test]
+    fn keys_against_a_shared_head() {
+        let head = b"task:00";
+        assert_eq!(against_head(b"task:001", head), Ordering::Equal);
+        assert_eq!(against_head(b"task:00", head), Ordering::Equal);
+        assert_eq!(
+            against_head(b"task:0", head),
+            Ordering::Less,
+            "a proper prefix"
+        );
+        assert_eq!(against_head(b"task:01", head), Ordering::Greater);
+        assert_eq!(against_head(b"a", head), Ordering::Less);
+        assert_eq!(against_head(b"", head), Ordering::Less);
+        assert_eq!(against_head(b"anything", b""), Ordering::Equal);
     }
 
     #[test]

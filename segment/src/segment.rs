@@ -156,11 +156,7 @@ impl Segment {
         // Keys in a store often share a long head ("task:0000…"); prefixes taken past it
         // still tell the blocks apart.
         let common_len = match (data.get(first_key.clone()), index.last()) {
-            (Some(first), Some(last)) => first
-                .iter()
-                .zip(key_of(last.last_key))
-                .take_while(|(a, b)| a == b)
-                .count(),
+            (Some(first), Some(last)) => block::shared_len(first, key_of(last.last_key)),
             _ => 0,
         };
         let prefixes = index
@@ -459,12 +455,9 @@ impl Segment {
     fn find_block(&self, key: &[u8], before: impl FnMut(&IndexRecord) -> bool) -> usize {
         let first = self.bytes.as_slice().get(self.first_key.clone());
         let common = first.and_then(|k| k.get(..self.common_len)).unwrap_or(&[]);
-        let head = key.get(..common.len()).unwrap_or(key);
-        match head.cmp(common.get(..head.len()).unwrap_or(&[])) {
-            // Below every key in the segment, or above every one.
+        match block::against_head(key, common) {
             Ordering::Less => return 0,
             Ordering::Greater => return self.index.len(),
-            Ordering::Equal if head.len() < common.len() => return 0,
             Ordering::Equal => {}
         }
         let p = key_prefix(key.get(common.len()..).unwrap_or(&[]));
