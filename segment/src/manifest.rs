@@ -181,19 +181,20 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Manifest> {
         ));
     }
     let flushed = read_u64(header, 16).unwrap_or(0);
-    // Both counters only ever grow by one, so no real store comes near these; a value that
-    // does would make the next increment overflow (or reuse a segment id).
-    for (at, name) in [(24, "next segment id"), (32, "generation")] {
-        if read_u64(header, at).unwrap_or(0) >= MAX_COUNTER {
-            return Err(corrupt(at, &format!("{name} out of range")));
-        }
-    }
     let mut manifest = Manifest {
         flushed_lsn: (flushed != 0).then_some(flushed),
         next_segment_id: read_u64(header, 24).unwrap_or(0),
         generation: read_u64(header, 32).unwrap_or(0),
         records: Vec::with_capacity(count),
     };
+    // Both counters only ever grow by one, so no real store comes near these; a value that
+    // does would make the next increment overflow (or reuse a segment id).
+    if manifest.next_segment_id >= MAX_COUNTER {
+        return Err(corrupt(24, "next segment id out of range"));
+    }
+    if manifest.generation >= MAX_COUNTER {
+        return Err(corrupt(32, "generation out of range"));
+    }
     let mut at = HEADER_LEN;
     for _ in 0..count {
         let fixed = bytes
