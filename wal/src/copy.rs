@@ -7,7 +7,8 @@
 //!
 //! [`Wal::checkpoint`] copies a live log. Under the I/O lock (so no write or removal is under
 //! way) it opens every file and notes its length; the copy then reads those prefixes while
-//! appends carry on. Files are append-only, so a prefix never changes, and an open handle keeps
+//! appends carry on (for the file being appended to, the length is where its records end, not
+//! its preallocated size). Files are append-only, so a prefix never changes, and an open handle keeps
 //! its file readable even if a truncation removes it meanwhile:
 //!
 //! ```text
@@ -86,7 +87,10 @@ impl Wal {
             let mut sources = Vec::with_capacity(io.files.len());
             for (first, path) in &io.files {
                 let file = fs.open_read(path).map_err(|e| Error::io("open", path, e))?;
-                let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+                let len = match io.written_len(path) {
+                    Some(len) => len,
+                    None => file.len().map_err(|e| Error::io("stat", path, e))?,
+                };
                 sources.push((*first, path.clone(), file, len));
             }
             sources

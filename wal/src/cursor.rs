@@ -73,6 +73,9 @@ pub(crate) struct FrameCursor {
     window: Vec<u8>,
     window_start: u64,
     max_record_len: usize,
+    /// The file was extended with zeros when it was created: zeros to its end are where
+    /// writing stopped, not damage.
+    preallocated: bool,
 }
 
 /// The result of opening a file: a cursor after a sound header, or damage in the header.
@@ -97,6 +100,7 @@ impl FrameCursor {
             window: Vec::new(),
             window_start: 0,
             max_record_len,
+            preallocated: false,
         };
         if len < FILE_HEADER_LEN as u64 {
             let kind = if cursor.rest_is_zero(0)? {
@@ -111,6 +115,7 @@ impl FrameCursor {
         match format::decode_file_header(&header) {
             Ok(header) => {
                 cursor.pos = FILE_HEADER_LEN as u64;
+                cursor.preallocated = header.preallocated;
                 Ok(Opened::Ready { cursor, header })
             }
             Err(detail) => {
@@ -195,10 +200,15 @@ impl FrameCursor {
     }
 
     /// Classifies bad bytes at `offset` that may be a torn tail: all zeros to the end of the
-    /// file are unwritten space; otherwise a short remainder is an incomplete write and a full
-    /// header's worth of non-zero garbage is corruption.
+    /// file are unwritten space (the clean end of a preallocated file); otherwise a short
+    /// remainder is an incomplete write and a full header's worth of non-zero garbage is
+    /// corruption.
     fn damage_at_tail(&mut self, offset: u64, what: &str) -> Result<Step<'_>> {
-        let kind = if self.rest_is_zero(offset)? {
+        let zeros = self.rest_is_zero(offset)?;
+        if zeros && self.preallocated {
+            return Ok(Step::End);
+        }
+        let kind = if zeros {
             DamageKind::ZeroFilled
         } else if self.len - offset < FRAME_HEADER_LEN as u64 {
             DamageKind::Incomplete(what.into())

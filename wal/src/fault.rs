@@ -232,6 +232,13 @@ impl FsFile for FaultyFile {
         }
     }
 
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        match check(&self.state, FsOp::SetLen, &self.path) {
+            Some(error) => Err(error),
+            None => self.inner.preallocate(len),
+        }
+    }
+
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }

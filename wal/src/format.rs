@@ -12,7 +12,10 @@
 //!   0          8         12         16          24         28
 //!   magic = "STRATAWL", version = 1, crc = CRC32 of bytes 0..28
 //!   flags = bit 0 (FOLLOWS_GAP): the LSNs between the previous file's last record and this
-//!           file's first LSN were dropped on purpose by a point-in-time recovery; other bits 0
+//!           file's first LSN were dropped on purpose by a point-in-time recovery;
+//!           bit 1 (PREALLOCATED): the file was extended with zeros when it was created, so a
+//!           frame header of 24 zero bytes followed only by zeros is where writing stopped,
+//!           not damage; other bits 0
 //!
 //! frame (24-byte header + payload)
 //! +---------+---------+---------+-------+----------+------------+-------------+
@@ -48,6 +51,8 @@ pub const FILE_HEADER_LEN: usize = 32;
 pub const FRAME_HEADER_LEN: usize = 24;
 /// File flag bit: a point-in-time recovery dropped the LSNs just before this file.
 pub const FILE_FLAG_FOLLOWS_GAP: u32 = 0b1;
+/// File flag bit: the file was extended with zeros when it was created.
+pub const FILE_FLAG_PREALLOCATED: u32 = 0b10;
 /// Flag bit: this frame ends its batch.
 pub const FLAG_BATCH_END: u8 = 0b0000_0001;
 
@@ -73,6 +78,8 @@ pub struct FileHeader {
     /// The LSNs before `first_lsn` that are missing from the previous file were dropped on
     /// purpose (see [`FILE_FLAG_FOLLOWS_GAP`]).
     pub follows_gap: bool,
+    /// The file was extended with zeros up front (see [`FILE_FLAG_PREALLOCATED`]).
+    pub preallocated: bool,
 }
 
 /// Encodes a file header.
@@ -80,15 +87,18 @@ pub fn encode_file_header(header: FileHeader) -> [u8; FILE_HEADER_LEN] {
     let FileHeader {
         first_lsn,
         follows_gap,
+        preallocated,
     } = header;
     let mut header = [0u8; FILE_HEADER_LEN];
     header[0..8].copy_from_slice(&MAGIC);
     header[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    let flags = if follows_gap {
-        FILE_FLAG_FOLLOWS_GAP
-    } else {
-        0
-    };
+    let mut flags = 0;
+    if follows_gap {
+        flags |= FILE_FLAG_FOLLOWS_GAP;
+    }
+    if preallocated {
+        flags |= FILE_FLAG_PREALLOCATED;
+    }
     header[12..16].copy_from_slice(&flags.to_le_bytes());
     header[16..24].copy_from_slice(&first_lsn.to_le_bytes());
     let crc = crc32fast::hash(&header[0..28]);
@@ -110,7 +120,7 @@ pub fn decode_file_header(header: &[u8; FILE_HEADER_LEN]) -> Result<FileHeader, 
         return Err(format!("unsupported WAL format version {version}"));
     }
     let flags = read_u32(header, 12);
-    if flags & !FILE_FLAG_FOLLOWS_GAP != 0 || read_u32(header, 24) != 0 {
+    if flags & !(FILE_FLAG_FOLLOWS_GAP | FILE_FLAG_PREALLOCATED) != 0 || read_u32(header, 24) != 0 {
         return Err(format!(
             "unknown file flags {flags:#x} or nonzero reserved bytes"
         ));
@@ -118,6 +128,7 @@ pub fn decode_file_header(header: &[u8; FILE_HEADER_LEN]) -> Result<FileHeader, 
     Ok(FileHeader {
         first_lsn: read_u64(header, 16),
         follows_gap: flags & FILE_FLAG_FOLLOWS_GAP != 0,
+        preallocated: flags & FILE_FLAG_PREALLOCATED != 0,
     })
 }
 
@@ -233,12 +244,19 @@ mod tests {
 
     #[test]
     fn file_header_round_trips_and_detects_every_bit_flip() {
-        let sound = FileHeader {
+        for (follows_gap, preallocated) in [(true, false), (false, true), (true, true)] {
+            let sound = FileHeader {
+                first_lsn: 7,
+                follows_gap,
+                preallocated,
+            };
+            assert_eq!(decode_file_header(&encode_file_header(sound)), Ok(sound));
+        }
+        let header = encode_file_header(FileHeader {
             first_lsn: 7,
             follows_gap: true,
-        };
-        let header = encode_file_header(sound);
-        assert_eq!(decode_file_header(&header), Ok(sound));
+            preallocated: true,
+        });
         for bit in 0..FILE_HEADER_LEN * 8 {
             let mut bad = header;
             bad[bit / 8] ^= 1 << (bit % 8);

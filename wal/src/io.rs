@@ -10,7 +10,7 @@
 
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -106,8 +106,13 @@ pub trait FsFile: Send + Sync + Debug {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// Makes the file's data durable (fdatasync).
     fn sync_data(&mut self) -> io::Result<()>;
-    /// Truncates or extends the file.
+    /// Truncates or extends the file. Appends then go to the new end.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// Extends the file with zeros to `len` bytes without moving where the next append
+    /// lands: later appends overwrite the zeros. Writing over space the file already has
+    /// spares `fdatasync` the file-size update that every growing append needs. Does nothing
+    /// if the file is at least `len` bytes long.
+    fn preallocate(&mut self, len: u64) -> io::Result<()>;
     /// The file's current length in bytes.
     fn len(&self) -> io::Result<u64>;
 
@@ -137,8 +142,21 @@ pub trait FsFile: Send + Sync + Debug {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdFs;
 
+/// A file written at an offset it tracks itself, never with `O_APPEND`: on Linux a positional
+/// write to an `O_APPEND` file goes to the end, past any preallocated space.
 #[derive(Debug)]
-struct StdFile(File);
+struct StdFile {
+    file: File,
+    /// Where the next append lands.
+    end: u64,
+}
+
+impl StdFile {
+    fn at_end(file: File) -> io::Result<StdFile> {
+        let end = file.metadata()?.len();
+        Ok(StdFile { file, end })
+    }
+}
 
 impl Fs for StdFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -159,20 +177,20 @@ impl Fs for StdFs {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create_new(true)
             .mode(FILE_MODE)
             .open(path)?;
-        Ok(Box::new(StdFile(file)))
+        Ok(Box::new(StdFile { file, end: 0 }))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        Ok(Box::new(StdFile(File::open(path)?)))
+        Ok(Box::new(StdFile::at_end(File::open(path)?)?))
     }
 
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        let file = OpenOptions::new().read(true).append(true).open(path)?;
-        Ok(Box::new(StdFile(file)))
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Box::new(StdFile::at_end(file)?))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -204,22 +222,33 @@ impl Fs for StdFs {
 
 impl FsFile for StdFile {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)
+        self.file.write_all_at(buf, self.end)?;
+        self.end += buf.len() as u64;
+        Ok(())
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        FileExt::read_at(&self.0, buf, offset)
+        FileExt::read_at(&self.file, buf, offset)
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        self.0.sync_data()
+        self.file.sync_data()
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        self.file.set_len(len)?;
+        self.end = len;
+        Ok(())
+    }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        if self.file.metadata()?.len() < len {
+            self.file.set_len(len)?;
+        }
+        Ok(())
     }
 
     fn len(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+        Ok(self.file.metadata()?.len())
     }
 }

@@ -31,10 +31,37 @@ pub enum CrashMode {
     },
 }
 
+/// A file. Zeros past the written bytes are implicit, so a preallocated file costs no memory:
+///
+/// ```text
+///   data: [written bytes........]
+///   len:  [written bytes........][zeros...............]
+/// ```
 #[derive(Debug, Default)]
 struct Node {
     data: Vec<u8>,
+    /// The file's length; bytes from `data.len()` to here are zero.
+    len: usize,
     durable: Vec<u8>,
+    durable_len: usize,
+}
+
+impl Node {
+    fn full(bytes: &[u8]) -> Node {
+        Node {
+            data: bytes.to_vec(),
+            len: bytes.len(),
+            durable: bytes.to_vec(),
+            durable_len: bytes.len(),
+        }
+    }
+
+    /// The file's bytes, zeros included.
+    fn contents(&self) -> Vec<u8> {
+        let mut bytes = self.data.clone();
+        bytes.resize(self.len, 0);
+        bytes
+    }
 }
 
 type NodeRef = Arc<Mutex<Node>>;
@@ -69,14 +96,21 @@ impl MemFs {
         for (path, node) in &state.durable_names {
             let node = lock(node);
             let mut data = node.durable.clone();
-            let tail = node
+            // Bytes from the first one that differs from the durable image on were written
+            // after the last fsync: appended, or written over preallocated zeros.
+            let start = node
                 .data
-                .strip_prefix(node.durable.as_slice())
-                .unwrap_or(&[]);
+                .iter()
+                .zip(&node.durable)
+                .take_while(|(now, durable)| now == durable)
+                .count();
+            let tail = &node.data[start..];
             if mode != CrashMode::DropUnsynced && !tail.is_empty() {
                 let keep = (next_random(&mut rng) % (tail.len() as u64 + 1)) as usize;
-                let start = data.len();
-                data.extend_from_slice(&tail[..keep]);
+                let kept = &tail[..keep];
+                let overlap = kept.len().min(data.len().saturating_sub(start));
+                data[start..start + overlap].copy_from_slice(&kept[..overlap]);
+                data.extend_from_slice(&kept[overlap..]);
                 if matches!(mode, CrashMode::GarbleTail { .. }) && keep > 0 {
                     for _ in 0..1 + keep / 64 {
                         let at = start + (next_random(&mut rng) % keep as u64) as usize;
@@ -84,9 +118,12 @@ impl MemFs {
                     }
                 }
             }
+            let len = data.len().max(node.durable_len);
             let node = Arc::new(Mutex::new(Node {
                 durable: data.clone(),
                 data,
+                len,
+                durable_len: len,
             }));
             names.insert(path.clone(), node);
         }
@@ -104,16 +141,13 @@ impl MemFs {
         self.lock()
             .names
             .get(path)
-            .map(|node| lock(node).data.clone())
+            .map(|node| lock(node).contents())
     }
 
     /// Replaces a file's bytes, durably (for tests that damage files on purpose).
     pub fn write_file(&self, path: &Path, bytes: &[u8]) {
         let mut state = self.lock();
-        let node = Arc::new(Mutex::new(Node {
-            data: bytes.to_vec(),
-            durable: bytes.to_vec(),
-        }));
+        let node = Arc::new(Mutex::new(Node::full(bytes)));
         state.names.insert(path.to_owned(), Arc::clone(&node));
         state.durable_names.insert(path.to_owned(), node);
     }
@@ -174,7 +208,7 @@ impl Fs for MemFs {
         }
         let node = NodeRef::default();
         state.names.insert(path.to_owned(), Arc::clone(&node));
-        Ok(Box::new(MemFile(node)))
+        Ok(Box::new(MemFile { node, end: 0 }))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
@@ -184,7 +218,8 @@ impl Fs for MemFs {
             .get(path)
             .cloned()
             .ok_or_else(|| not_found(path))?;
-        Ok(Box::new(MemFile(node)))
+        let end = lock(&node).len;
+        Ok(Box::new(MemFile { node, end }))
     }
 
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
@@ -224,35 +259,60 @@ impl Fs for MemFs {
 }
 
 #[derive(Debug)]
-struct MemFile(NodeRef);
+struct MemFile {
+    node: NodeRef,
+    /// Where the next append lands (before the file's end after a preallocation).
+    end: usize,
+}
 
 impl FsFile for MemFile {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        lock(&self.0).data.extend_from_slice(buf);
+        let mut node = lock(&self.node);
+        let new_end = self.end + buf.len();
+        if node.data.len() < new_end {
+            node.data.resize(new_end, 0);
+        }
+        node.data[self.end..new_end].copy_from_slice(buf);
+        node.len = node.len.max(new_end);
+        self.end = new_end;
         Ok(())
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let node = lock(&self.0);
-        let start = (offset as usize).min(node.data.len());
-        let n = buf.len().min(node.data.len() - start);
-        buf[..n].copy_from_slice(&node.data[start..start + n]);
+        let node = lock(&self.node);
+        let start = (offset as usize).min(node.len);
+        let n = buf.len().min(node.len - start);
+        let explicit = node.data.len().saturating_sub(start).min(n);
+        if explicit > 0 {
+            buf[..explicit].copy_from_slice(&node.data[start..start + explicit]);
+        }
+        buf[explicit..n].fill(0);
         Ok(n)
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        let mut node = lock(&self.0);
+        let mut node = lock(&self.node);
         node.durable = node.data.clone();
+        node.durable_len = node.len;
         Ok(())
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
-        lock(&self.0).data.resize(len as usize, 0);
+        let mut node = lock(&self.node);
+        node.data.truncate(len as usize);
+        node.len = len as usize;
+        self.end = len as usize;
+        Ok(())
+    }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        let mut node = lock(&self.node);
+        node.len = node.len.max(len as usize);
         Ok(())
     }
 
     fn len(&self) -> io::Result<u64> {
-        Ok(lock(&self.0).data.len() as u64)
+        Ok(lock(&self.node).len as u64)
     }
 }
 

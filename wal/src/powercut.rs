@@ -112,6 +112,10 @@ impl FsFile for CutFile {
         self.cut.tick();
         self.inner.set_len(len)
     }
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        self.cut.tick();
+        self.inner.preallocate(len)
+    }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }

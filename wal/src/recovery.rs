@@ -111,6 +111,9 @@ struct FileScan {
     /// The LSN a following file must start with.
     next_expected: Lsn,
     damage: Option<(Damage, u64)>,
+    /// A preallocated file whose records end before zeros that run to its end: the length
+    /// to trim it to.
+    zeros_from: Option<u64>,
 }
 
 /// Recovers the WAL in `dir`, repairing it as `mode` allows; with `repair` unset nothing is
@@ -154,6 +157,7 @@ pub(crate) fn recover(
 
     let mut report = RecoveryReport::default();
     let mut kept: Vec<(Lsn, PathBuf)> = Vec::new();
+    let mut trims: Vec<(PathBuf, u64)> = Vec::new();
     let mut expected: Option<Lsn> = None;
     let mut last_lsn: Lsn = 0;
     for index in 0..files.len() {
@@ -168,6 +172,9 @@ pub(crate) fn recover(
         }
         let Some((damage, torn_batch_records)) = scan.damage else {
             kept.push((*name_lsn, path.clone()));
+            if let Some(len) = scan.zeros_from {
+                trims.push((path.clone(), len));
+            }
             // A file with no record (only ever the last: the writer replaces it when it
             // creates the file for that LSN) does not move where the records end, so the gap
             // mark it may carry is carried over to its replacement.
@@ -223,10 +230,16 @@ pub(crate) fn recover(
     // The previous process may have died with records in the page cache, in any file (under
     // `Never` a full file is rolled without an fsync): make them durable now, before anything
     // is built on them. Files without dirty pages cost next to nothing.
+    // A preallocated file's zeros are trimmed off at the same time: they were only ever
+    // room for appends, and this file will not be appended to again.
     for (_, path) in kept.iter().filter(|_| repair) {
         let mut file = fs
             .open_write(path)
             .map_err(|e| Error::io("open", path, e))?;
+        if let Some((_, len)) = trims.iter().find(|(trimmed, _)| trimmed == path) {
+            file.set_len(*len)
+                .map_err(|e| Error::io("truncate", path, e))?;
+        }
         file.sync_data().map_err(|e| Error::io("fsync", path, e))?;
     }
     if dir_changed && repair {
@@ -260,6 +273,7 @@ fn scan_file(
         file_len: 0,
         next_expected: name_lsn,
         damage: None,
+        zeros_from: None,
     };
     let (mut cursor, header) = match FrameCursor::open(fs, path, max_record_len)? {
         Opened::Ready { cursor, header } => (cursor, header),
@@ -302,11 +316,22 @@ fn scan_file(
     let mut open_batch: u64 = 0;
     loop {
         if next_first == Some(next) && open_batch == 0 {
-            break; // the rest of this file is superseded by the next one
+            // The rest of this file is superseded by the next one, or is preallocated space
+            // that a roll did not get to trim before a crash.
+            let end = cursor.position();
+            if header.preallocated && end < cursor.file_len() && cursor.rest_is_zero(end)? {
+                scan.zeros_from = Some(end);
+            }
+            break;
         }
         let step = cursor.next_frame()?;
         let damage = match step {
-            Step::End if open_batch == 0 => break,
+            Step::End if open_batch == 0 => {
+                if cursor.position() < cursor.file_len() {
+                    scan.zeros_from = Some(cursor.position());
+                }
+                break;
+            }
             Step::End => Damage {
                 offset: scan.cut,
                 kind: DamageKind::Incomplete("batch (its last record is missing)".into()),

@@ -67,6 +67,14 @@ pub struct WalOptions {
     /// (a flushed or committed watermark) passes one above them, so that a log whose files
     /// were lost never hands out an LSN those stages have already seen. Default: 1.
     pub next_lsn_floor: Lsn,
+    /// Extend each new file with zeros to `max_file_size` when it is created, so appends
+    /// write over space the file already has and an fsync need not also record a new file
+    /// size (on ext4 and XFS that makes a durable append markedly cheaper). The zeros are
+    /// holes on filesystems that support them, so they take no disk space, and recovery trims
+    /// them off. Used only under [`RecoveryMode::PointInTime`]: a torn write over zeros
+    /// looks like a damaged record, which the stricter modes refuse (RocksDB makes the same
+    /// choice for recycled logs). Default: true.
+    pub preallocate: bool,
 }
 
 impl Default for WalOptions {
@@ -79,6 +87,7 @@ impl Default for WalOptions {
             write_buffer_size: 256 << 10,
             retain_unsynced_bytes: 8 << 20,
             next_lsn_floor: 1,
+            preallocate: true,
         }
     }
 }
@@ -234,6 +243,7 @@ impl Drop for Wal {
         let mut io = lock(&self.inner.io);
         let sync = self.inner.options.sync_policy != SyncPolicy::Never;
         let _ = self.inner.write_out(&mut io, sync);
+        self.inner.trim_active(&mut io);
     }
 }
 

@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::format::{self, FileHeader};
 use crate::io::FsFile;
-use crate::recovery::TEMP_SUFFIX;
+use crate::recovery::{RecoveryMode, TEMP_SUFFIX};
 use crate::wal::{lock, Inner};
 use crate::Lsn;
 
@@ -46,6 +46,16 @@ pub(crate) struct OpenFile {
     path: PathBuf,
     file: Box<dyn FsFile>,
     len: u64,
+}
+
+impl OpenFile {
+    /// Cuts off the preallocated zeros past the last record. Only tidiness: recovery reads
+    /// those zeros as the file's end and trims them itself, so a failure changes nothing.
+    fn trim(&mut self) {
+        if self.file.len().is_ok_and(|len| len > self.len) {
+            let _ = self.file.set_len(self.len);
+        }
+    }
 }
 
 /// Everything the io lock guards.
@@ -87,6 +97,17 @@ impl IoState {
             broken: None,
             gap_pending,
         }
+    }
+}
+
+impl IoState {
+    /// How many bytes of `path` hold records, if it is the file being appended to (whose
+    /// length on disk may include preallocated zeros).
+    pub(crate) fn written_len(&self, path: &std::path::Path) -> Option<u64> {
+        self.active
+            .as_ref()
+            .filter(|active| active.path == path)
+            .map(|active| active.len)
     }
 }
 
@@ -146,7 +167,8 @@ impl Inner {
             .as_ref()
             .is_some_and(|a| a.len >= self.options.max_file_size);
         if full && io.written < io.pending.len() {
-            if let Some(old) = io.active.take() {
+            if let Some(mut old) = io.active.take() {
+                old.trim();
                 if io.synced < io.flushed {
                     io.rolled.push(old);
                 }
@@ -198,12 +220,30 @@ impl Inner {
         match self.create_file(io, first) {
             Ok(fresh) => {
                 // Everything in the old file is durable: nothing is left to fsync in it.
-                io.active = Some(fresh);
+                if let Some(mut old) = io.active.replace(fresh) {
+                    old.trim();
+                }
                 Ok(())
             }
             Err(error) => {
                 io.broken = Some(error.to_string());
                 Err(error)
+            }
+        }
+    }
+
+    /// True if new files are extended with zeros up front (see [`WalOptions::preallocate`]).
+    ///
+    /// [`WalOptions::preallocate`]: crate::WalOptions::preallocate
+    fn preallocates(&self) -> bool {
+        self.options.preallocate && self.options.recovery_mode == RecoveryMode::PointInTime
+    }
+
+    /// Trims the zeros past the records of the active file, for a clean close.
+    pub(crate) fn trim_active(&self, io: &mut IoState) {
+        if io.broken.is_none() {
+            if let Some(active) = io.active.as_mut() {
+                active.trim();
             }
         }
     }
@@ -304,9 +344,11 @@ impl Inner {
         let name = format::file_name(first);
         let path = self.dir.join(&name);
         let temp = self.dir.join(format!("{name}{TEMP_SUFFIX}"));
+        let preallocate = self.preallocates();
         let header = format::encode_file_header(FileHeader {
             first_lsn: first,
             follows_gap: io.gap_pending,
+            preallocated: preallocate,
         });
         // A file of this name can only be one recovery kept with no record in it (its name
         // is the LSN floor); the rename below replaces it atomically.
@@ -319,6 +361,10 @@ impl Inner {
             .map_err(|e| Error::io("create", &temp, e))?;
         file.append(&header)
             .map_err(|e| Error::io("write", &temp, e))?;
+        if preallocate {
+            file.preallocate(self.options.max_file_size)
+                .map_err(|e| Error::io("preallocate", &temp, e))?;
+        }
         file.sync_data().map_err(|e| Error::io("fsync", &temp, e))?;
         fs.rename(&temp, &path)
             .map_err(|e| Error::io("rename", &temp, e))?;

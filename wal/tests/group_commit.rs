@@ -94,6 +94,9 @@ impl FsFile for GateFile {
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        self.inner.preallocate(len)
+    }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }

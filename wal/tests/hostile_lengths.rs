@@ -54,6 +54,7 @@ fn disk_with(frames: &[u8]) -> MemFs {
     let mut bytes = format::encode_file_header(FileHeader {
         first_lsn: 1,
         follows_gap: false,
+        preallocated: false,
     })
     .to_vec();
     format::encode_frame(&mut bytes, 1, true, b"a real record");

@@ -1,19 +1,24 @@
 //! Torn tails: for each of the last three records, cut the log at every byte offset inside
 //! it, and also pad the cut with zeros and with garbage. Recovery returns exactly the complete
-//! batches, never panics and never invents a record.
+//! batches, never panics and never invents a record. A file that was preallocated says so in
+//! its header, and for it alone zeros from a batch boundary to the end are a clean end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use strata_wal::{Error, Log, MemFs, RecoveryMode};
+use std::sync::Arc;
+
+use strata_wal::{Error, Log, MemFs, RecoveryMode, SyncPolicy, Wal};
 
 /// Record sizes; the last two records form one batch.
 const LENS: [usize; 7] = [40, 7, 100, 0, 33, 64, 18];
 const BATCHES: [&[usize]; 6] = [&[0], &[1], &[2], &[3], &[4], &[5, 6]];
 
-fn build() -> (Vec<u8>, Vec<Vec<u8>>) {
+fn build(preallocate: bool) -> (Vec<u8>, Vec<Vec<u8>>) {
     let fs = MemFs::new();
-    let wal = common::open_mem(&fs, RecoveryMode::PointInTime).unwrap();
+    let mut options = common::options(SyncPolicy::Always, RecoveryMode::PointInTime);
+    options.preallocate = preallocate;
+    let wal = Wal::open_with_fs(Arc::new(fs.clone()), common::dir(), options).unwrap();
     let records: Vec<Vec<u8>> = LENS
         .iter()
         .enumerate()
@@ -68,7 +73,16 @@ fn garbage(seed: u64, len: usize) -> Vec<u8> {
 
 #[test]
 fn every_cut_of_the_last_three_records_recovers_exactly_the_complete_batches() {
-    let (bytes, records) = build();
+    every_cut(false);
+}
+
+#[test]
+fn every_cut_of_a_preallocated_file_recovers_exactly_the_complete_batches() {
+    every_cut(true);
+}
+
+fn every_cut(preallocated: bool) {
+    let (bytes, records) = build(preallocated);
     let offsets = common::frame_offsets(&LENS);
     assert_eq!(*offsets.last().unwrap(), bytes.len() as u64);
     let mut cases = 0;
@@ -110,7 +124,8 @@ fn every_cut_of_the_last_three_records_recovers_exactly_the_complete_batches() {
                     || BATCHES
                         .iter()
                         .any(|b| offsets[*b.last().unwrap() + 1] == cut);
-                let clean = kind == "cut" && batch_boundary;
+                let ends_cleanly = kind == "cut" || (preallocated && kind == "zeros");
+                let clean = ends_cleanly && batch_boundary;
                 match recover(&damaged, RecoveryMode::AbsoluteConsistency) {
                     Ok(got) => assert!(
                         clean && got == want,
@@ -126,7 +141,7 @@ fn every_cut_of_the_last_three_records_recovers_exactly_the_complete_batches() {
 
 #[test]
 fn a_torn_batch_is_dropped_whole_and_reported() {
-    let (bytes, _) = build();
+    let (bytes, _) = build(false);
     let offsets = common::frame_offsets(&LENS);
     // Cut inside the last record: the batch [6, 7] loses its end, so record 6 goes too.
     let cut = offsets[6] as usize + 5;

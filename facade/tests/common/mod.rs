@@ -103,11 +103,22 @@ pub fn last_wal_file(dir: &Path) -> std::path::PathBuf {
         .expect("a WAL file")
 }
 
-/// Appends `garbage` to the store's newest WAL file, as a write torn by a crash leaves it;
-/// returns the file and its new length.
+/// Writes `garbage` just past the last record of the store's newest WAL file (over its
+/// preallocated zeros, if it has any), as a write torn by a crash leaves it; returns the file
+/// and its new length.
 pub fn tear_wal(dir: &Path, garbage: &[u8]) -> (std::path::PathBuf, usize) {
+    use strata_wal::format::{self, FILE_HEADER_LEN, FRAME_HEADER_LEN};
     let wal = last_wal_file(dir);
     let mut bytes = std::fs::read(&wal).unwrap();
+    let mut end = FILE_HEADER_LEN;
+    while bytes.len() >= end + FRAME_HEADER_LEN {
+        let header: [u8; FRAME_HEADER_LEN] = bytes[end..end + FRAME_HEADER_LEN].try_into().unwrap();
+        match format::decode_frame_header(&header) {
+            Ok(frame) => end += FRAME_HEADER_LEN + frame.len as usize,
+            Err(_) => break,
+        }
+    }
+    bytes.truncate(end);
     bytes.extend_from_slice(garbage);
     std::fs::write(&wal, &bytes).unwrap();
     (wal, bytes.len())

@@ -1,0 +1,231 @@
+//! Preallocated files: a new file is extended with zeros so that a durable append writes over
+//! space the file already has. Zeros from a batch boundary to the end are the file's clean
+//! end in every recovery mode; recovery and a clean close trim them; data after such zeros is
+//! damage; and a power cut at any point keeps every synced record.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use strata_wal::{format, CrashMode, Fs, Log, MemFs, RecoveryMode, SyncPolicy, Wal, WalOptions};
+
+const FILE_SIZE: u64 = 64 << 10;
+
+fn options(policy: SyncPolicy, mode: RecoveryMode) -> WalOptions {
+    WalOptions {
+        max_file_size: FILE_SIZE,
+        ..common::options(policy, mode)
+    }
+}
+
+fn open(fs: &MemFs, policy: SyncPolicy, mode: RecoveryMode) -> strata_wal::Result<Wal> {
+    Wal::open_with_fs(Arc::new(fs.clone()), common::dir(), options(policy, mode))
+}
+
+fn wal_files(fs: &MemFs) -> Vec<(String, usize)> {
+    let mut names: Vec<String> = fs
+        .list_dir(&common::dir())
+        .unwrap()
+        .into_iter()
+        .filter(|n| format::parse_file_name(n).is_some())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let len = fs.read_file(&common::dir().join(&n)).unwrap().len();
+            (n, len)
+        })
+        .collect()
+}
+
+fn written_len(records: &[Vec<u8>]) -> usize {
+    format::FILE_HEADER_LEN
+        + records
+            .iter()
+            .map(|r| format::FRAME_HEADER_LEN + r.len())
+            .sum::<usize>()
+}
+
+fn records(count: u64, len: usize) -> Vec<Vec<u8>> {
+    (0..count).map(|i| common::payload(i, len)).collect()
+}
+
+#[test]
+fn a_new_file_is_preallocated_and_a_clean_close_trims_it() {
+    let fs = MemFs::new();
+    let wal = open(&fs, SyncPolicy::Always, RecoveryMode::PointInTime).unwrap();
+    let written = records(5, 100);
+    for record in &written {
+        wal.append(&[record]).unwrap();
+    }
+    assert_eq!(wal_files(&fs)[0].1, FILE_SIZE as usize);
+    assert_eq!(common::read_all(&wal).len(), 5);
+    drop(wal);
+    assert_eq!(wal_files(&fs)[0].1, written_len(&written));
+}
+
+#[test]
+fn the_stricter_modes_do_not_preallocate() {
+    for mode in [
+        RecoveryMode::TolerateCorruptedTail,
+        RecoveryMode::AbsoluteConsistency,
+    ] {
+        let fs = MemFs::new();
+        let wal = open(&fs, SyncPolicy::Always, mode).unwrap();
+        wal.append(&[b"one record"]).unwrap();
+        let files = wal_files(&fs);
+        assert_eq!(
+            files[0].1,
+            written_len(&[b"one record".to_vec()]),
+            "{mode:?}"
+        );
+    }
+}
+
+#[test]
+fn a_rolled_file_is_trimmed() {
+    let fs = MemFs::new();
+    let wal = open(&fs, SyncPolicy::Always, RecoveryMode::PointInTime).unwrap();
+    let first = records(3, 50);
+    for record in &first {
+        wal.append(&[record]).unwrap();
+    }
+    wal.roll().unwrap();
+    wal.append(&[b"in the next file"]).unwrap();
+    let files = wal_files(&fs);
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0].1, written_len(&first));
+    assert_eq!(files[1].1, FILE_SIZE as usize);
+}
+
+#[test]
+fn zeros_left_by_a_crash_are_a_clean_end_in_every_mode_and_are_trimmed() {
+    let fs = MemFs::new();
+    let wal = open(&fs, SyncPolicy::Always, RecoveryMode::PointInTime).unwrap();
+    let written = records(4, 80);
+    for record in &written {
+        wal.append(&[record]).unwrap();
+    }
+    let image = fs.crash(CrashMode::DropUnsynced);
+    drop(wal);
+    assert_eq!(wal_files(&image)[0].1, FILE_SIZE as usize);
+    for mode in [
+        RecoveryMode::AbsoluteConsistency,
+        RecoveryMode::TolerateCorruptedTail,
+        RecoveryMode::PointInTime,
+    ] {
+        let disk = image.crash(CrashMode::DropUnsynced);
+        let wal = open(&disk, SyncPolicy::Always, mode).unwrap();
+        assert!(wal.recovery_report().is_clean(), "{mode:?}");
+        let got: Vec<Vec<u8>> = common::read_all(&wal).into_iter().map(|r| r.1).collect();
+        assert_eq!(got, written, "{mode:?}");
+        assert_eq!(wal_files(&disk)[0].1, written_len(&written), "{mode:?}");
+    }
+}
+
+#[test]
+fn data_after_zeros_in_a_preallocated_file_is_damage() {
+    let fs = MemFs::new();
+    let wal = open(&fs, SyncPolicy::Always, RecoveryMode::PointInTime).unwrap();
+    let written = records(3, 60);
+    for record in &written {
+        wal.append(&[record]).unwrap();
+    }
+    let image = fs.crash(CrashMode::DropUnsynced);
+    drop(wal);
+    let path = common::dir().join(&wal_files(&image)[0].0);
+    let mut bytes = image.read_file(&path).unwrap();
+    let stray = written_len(&written) + 1000;
+    bytes[stray] = 0x5A;
+    image.write_file(&path, &bytes);
+
+    for mode in [
+        RecoveryMode::AbsoluteConsistency,
+        RecoveryMode::TolerateCorruptedTail,
+    ] {
+        let error = open(
+            &image.crash(CrashMode::DropUnsynced),
+            SyncPolicy::Always,
+            mode,
+        )
+        .expect_err("data after zeros must not pass as a clean end");
+        assert!(error.is_corruption(), "{mode:?}: {error}");
+    }
+    let wal = open(&image, SyncPolicy::Always, RecoveryMode::PointInTime).unwrap();
+    let report = wal.recovery_report();
+    let damage = report.damage.as_ref().expect("the damage is reported");
+    assert_eq!(damage.offset, written_len(&written) as u64);
+    assert_eq!(common::read_all(&wal).len(), 3);
+}
+
+/// Under `Never`, with every append handed to the file and a sync now and then, a power cut
+/// that keeps any prefix of the unsynced writes over the zeros (garbled or not) recovers a
+/// prefix of what was appended that holds every synced record.
+#[test]
+fn a_power_cut_keeps_every_synced_record() {
+    let written = records(60, 37);
+    let mut torn = 0;
+    for seed in 0..300u64 {
+        let fs = MemFs::new();
+        let mut options = options(SyncPolicy::Never, RecoveryMode::PointInTime);
+        options.write_buffer_size = 1;
+        let wal = Wal::open_with_fs(Arc::new(fs.clone()), common::dir(), options).unwrap();
+        let mut synced = 0;
+        for (i, record) in written.iter().enumerate() {
+            wal.append(&[record]).unwrap();
+            if i == 20 {
+                wal.roll().unwrap();
+            }
+            if (i as u64 + seed).is_multiple_of(11) {
+                synced = wal.sync().unwrap();
+            }
+        }
+        let mode = match seed % 3 {
+            0 => CrashMode::DropUnsynced,
+            1 => CrashMode::KeepPrefix { seed },
+            _ => CrashMode::GarbleTail { seed },
+        };
+        let image = fs.crash(mode);
+        drop(wal);
+        assert!(wal_files(&image)
+            .iter()
+            .any(|(_, len)| *len == FILE_SIZE as usize));
+        let wal = open(&image, SyncPolicy::Always, RecoveryMode::PointInTime)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        if wal.recovery_report().damage.is_some() {
+            torn += 1;
+        }
+        let got = common::read_all(&wal);
+        assert!(
+            got.len() as u64 >= synced,
+            "seed {seed}: lost a synced record"
+        );
+        for (lsn, payload) in &got {
+            assert_eq!(
+                payload,
+                &written[*lsn as usize - 1],
+                "seed {seed} LSN {lsn}"
+            );
+        }
+    }
+    assert!(torn > 50, "only {torn} crashes tore a record");
+}
+
+#[test]
+fn a_checkpoint_copies_the_records_not_the_zeros() {
+    let fs = MemFs::new();
+    let wal = open(&fs, SyncPolicy::Always, RecoveryMode::PointInTime).unwrap();
+    let written = records(6, 90);
+    for record in &written {
+        wal.append(&[record]).unwrap();
+    }
+    let dest = Path::new("/checkpoint");
+    let copied = wal.checkpoint(dest).unwrap();
+    assert_eq!(copied.files.len(), 1);
+    assert_eq!(copied.files[0].1, written_len(&written) as u64);
+    let copy = fs.read_file(&dest.join(&copied.files[0].0)).unwrap();
+    assert_eq!(copy.len(), written_len(&written));
+}
