@@ -13,7 +13,7 @@
 //! | `expires_at` | expiry in Unix milliseconds, if any |
 //! | `at` | state blobs: the chunk the version came from, `<hybrid-logical-clock>-<writer>`; it orders versions from different writers |
 //!
-//! So `git show HEAD:state/1f/a0/task%3A7` prints `{"value":{"title":"write docs"},"lsn":42}`,
+//! So `git show HEAD:state/1fa/task%3A7` prints `{"value":{"title":"write docs"},"lsn":42}`,
 //! and the value's bytes come back exactly as written: JSON is embedded verbatim, never
 //! re-serialised. Chunk lines embed only values without line breaks, so a chunk file stays
 //! one change per line.

@@ -13,7 +13,7 @@
 //!   refs/heads/main
 //!   tree:
 //!     chunks/<hybrid-logical-clock>-<writer>.jsonl   one file per commit batch, one change a line
-//!     state/<aa>/<bb>/<escaped key>                  latest value of every key, one blob each
+//!     state/<abc>/<escaped key>                      latest value of every key, one blob each
 //! ```
 //!
 //! - Names: keys are escaped reversibly into names that cannot escape or confuse git

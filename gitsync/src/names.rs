@@ -12,8 +12,12 @@
 //! the SHA-1 of the key in hex; `~` never appears in a plain name, so the two cannot collide.
 //! Such a blob carries the full key inside it.
 //!
-//! The state tree fans out by the key's CRC32: `state/<byte 0 hex>/<byte 1 hex>/<name>`, 65,536
-//! buckets, so even ten million keys leave about 150 entries in a tree.
+//! The state tree fans out one level by the key's CRC32: `state/<top 12 bits, 3 hex digits>/<name>`,
+//! 4,096 buckets, so a tree holds about 2,000 entries only at eight million keys. One level,
+//! not two: a fold rewrites every bucket tree it touches, and with two levels of 256 nearly
+//! every key sat alone in its own leaf tree, so a fold wrote one tree object per changed key
+//! (at 26,000 keys the trees outweighed the JSON they named). Bucket trees holding several
+//! keys also let a repack store each new version of a bucket as a delta of the last.
 
 use crate::error::{Error, Result};
 
@@ -89,16 +93,17 @@ pub fn is_hashed(name: &str) -> bool {
     name.contains('~')
 }
 
-/// The two fan-out directory names of `key`.
-pub fn buckets(key: &[u8]) -> (String, String) {
-    let crc = crc32fast::hash(key).to_be_bytes();
-    (format!("{:02x}", crc[0]), format!("{:02x}", crc[1]))
+/// How many buckets `state/` fans out into.
+pub const STATE_BUCKETS: u32 = 4096;
+
+/// The fan-out directory name of `key`: the top 12 bits of its CRC32 as three hex digits.
+pub fn bucket(key: &[u8]) -> String {
+    format!("{:03x}", crc32fast::hash(key) >> 20)
 }
 
 /// The path of `key`'s blob in the commit tree.
 pub fn state_path(key: &[u8]) -> Result<String> {
-    let (first, second) = buckets(key);
-    Ok(format!("state/{first}/{second}/{}", entry_name(key)?))
+    Ok(format!("state/{}/{}", bucket(key), entry_name(key)?))
 }
 
 fn hex_digit(nibble: u8) -> char {
@@ -226,9 +231,15 @@ mod tests {
     }
 
     #[test]
-    fn buckets_are_two_hex_bytes() {
-        let (a, b) = buckets(b"task:1");
-        assert_eq!((a.len(), b.len()), (2, 2));
-        assert!(state_path(b"task:1").unwrap().starts_with("state/"));
+    fn buckets_are_three_hex_digits_and_all_are_used() {
+        let bucket_of = |n: u32| bucket(format!("task:{n}").as_bytes());
+        assert_eq!(bucket_of(1).len(), 3);
+        assert!(state_path(b"task:1")
+            .unwrap()
+            .starts_with(&format!("state/{}/", bucket_of(1))));
+        let used: std::collections::BTreeSet<String> = (0..100_000).map(bucket_of).collect();
+        assert_eq!(used.len(), STATE_BUCKETS as usize);
+        assert_eq!(used.first().map(String::as_str), Some("000"));
+        assert_eq!(used.last().map(String::as_str), Some("fff"));
     }
 }

@@ -4,7 +4,7 @@
 //! ```text
 //!   newest version of a key = max by (stamp, lsn) over
 //!       chunks/<stamp>.jsonl lines for the key      (stamp = the chunk's <hlc>-<writer>)
-//!       state/<aa>/<bb>/<name>                      (stamp = its "at" field)
+//!       state/<abc>/<name>                          (stamp = its "at" field)
 //! ```
 //!
 //! LSNs order versions of one writer; stamps order writers. A snapshot is a position in this
@@ -265,22 +265,27 @@ pub(crate) fn for_each_state_key(
         repo.find_tree(id)
             .map_err(|e| Error::git(format!("read tree {id}"), e))
     };
-    for first in subtree(state.id())?.iter() {
-        for second in subtree(first.id())?.iter() {
-            for leaf in subtree(second.id())?.iter() {
-                let name = leaf.name().unwrap_or_default();
-                match names::unescape(name) {
-                    Some(key) => visit(key),
-                    None if names::is_hashed(name) => match decode_blob(repo, leaf.id(), name)?.key
-                    {
-                        Some(key) => visit(key),
-                        None => {
-                            return Err(Error::corrupt(name, "a shortened name's blob has no key"))
-                        }
-                    },
-                    None => return Err(Error::corrupt(name, "not a name this store writes")),
-                }
+    for bucket in subtree(state.id())?.iter() {
+        let bucket_name = bucket.name().unwrap_or_default();
+        for leaf in subtree(bucket.id())?.iter() {
+            let name = leaf.name().unwrap_or_default();
+            let path = format!("state/{bucket_name}/{name}");
+            if leaf.kind() != Some(ObjectType::Blob) {
+                return Err(Error::corrupt(path, "a state/ bucket holds a non-blob"));
             }
+            let key = match names::unescape(name) {
+                Some(key) => key,
+                None if names::is_hashed(name) => match decode_blob(repo, leaf.id(), &path)?.key {
+                    Some(key) => key,
+                    None => return Err(Error::corrupt(path, "a shortened name's blob has no key")),
+                },
+                None => return Err(Error::corrupt(path, "not a name this store writes")),
+            };
+            // A key anywhere else could never be found by its path.
+            if names::bucket(&key) != bucket_name {
+                return Err(Error::corrupt(path, "the key is in the wrong bucket"));
+            }
+            visit(key);
         }
     }
     Ok(())

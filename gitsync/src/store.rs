@@ -4,7 +4,7 @@
 //! ```text
 //!   commit ──► chunks/<hlc>-<writer>.jsonl  (one file per batch; names never collide)
 //!   more than keep_chunks chunk files ──► fold: newest version per key into state/, chunks removed
-//!   get ──► newest of { unfolded chunk versions (in memory), state/<aa>/<bb>/<name> }
+//!   get ──► newest of { unfolded chunk versions (in memory), state/<abc>/<name> }
 //!           older snapshots ──► the chunk files each commit added, walking history
 //! ```
 //!

@@ -275,3 +275,79 @@ fn a_second_writer_on_the_same_branch_gets_a_typed_retryable_conflict() {
         "2"
     );
 }
+
+#[test]
+fn state_fans_out_one_level_and_a_key_in_the_wrong_bucket_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo_path = dir.path().join("cold.git");
+    let store = common::open(&repo_path, 1);
+    let keys: Vec<String> = (0..50).map(|i| format!("task:{i}")).collect();
+    let changes: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| common::put(k.as_bytes(), i as u64 + 1, b"1"))
+        .collect();
+    store.commit(&changes, Trigger::Manual, None).unwrap();
+    store
+        .commit(&[common::put(b"last", 60, b"2")], Trigger::Manual, None)
+        .unwrap(); // folds
+    drop(store);
+
+    // state/<3 hex digits>/<name>, nothing deeper.
+    let listing = common::git(
+        &repo_path,
+        &["ls-tree", "-r", "--name-only", "HEAD", "state"],
+    );
+    let paths: Vec<&str> = listing.lines().collect();
+    assert_eq!(paths.len(), 51);
+    for path in &paths {
+        let parts: Vec<&str> = path.split('/').collect();
+        assert_eq!(parts.len(), 3, "{path}");
+        assert!(parts[1].len() == 3 && parts[1].bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    // Move one key's blob to another bucket, as a foreign or damaged writer might.
+    let repo = git2::Repository::open_bare(&repo_path).unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    let path = names::state_path(b"task:7").unwrap();
+    let blob = head
+        .tree()
+        .unwrap()
+        .get_path(Path::new(&path))
+        .unwrap()
+        .id();
+    let wrong = if names::bucket(b"task:7") == "000" {
+        "fff"
+    } else {
+        "000"
+    };
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    update.remove(&path);
+    update.upsert(
+        format!("state/{wrong}/task%3A7"),
+        blob,
+        git2::FileMode::Blob,
+    );
+    let tree_id = update.create_updated(&repo, &head.tree().unwrap()).unwrap();
+    let tree = repo.find_tree(tree_id).unwrap();
+    let signature = head.author();
+    repo.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        "misplace a key",
+        &tree,
+        &[&head],
+    )
+    .unwrap();
+
+    let store = common::open(&repo_path, 1);
+    let error = store
+        .scan(&strata_tiering::KeyRange::all(), LATEST)
+        .expect_err("a misplaced key is damage, not a missing key");
+    let text = error.to_string();
+    assert!(
+        text.contains("wrong bucket") && text.contains(&format!("state/{wrong}/")),
+        "{text}"
+    );
+}
