@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::format;
@@ -110,6 +110,9 @@ pub(crate) struct Inner {
     /// Mirror of `IoState::synced`, read without the io lock.
     pub(crate) synced: AtomicU64,
     commits: CommitQueue,
+    /// How long the last group commit's write and fsync took: how long a new leader may
+    /// wait (half of it) for released appenders to come back (see [`CommitQueue::gather`]).
+    last_sync_nanos: AtomicU64,
     /// Set once a failure cannot be repaired; every later call fails with it.
     pub(crate) stopped: OnceLock<String>,
 }
@@ -182,6 +185,7 @@ impl Wal {
             )),
             synced: AtomicU64::new(last),
             commits: CommitQueue::default(),
+            last_sync_nanos: AtomicU64::new(0),
             stopped: OnceLock::new(),
             options,
         });
@@ -305,6 +309,7 @@ impl Inner {
             state.next_lsn += batch.len() as u64;
             (state.next_lsn - 1, state.buffer.len())
         };
+        self.commits.note_append();
         match self.options.sync_policy {
             SyncPolicy::Always => {
                 self.sync_to(last)?;
@@ -329,9 +334,14 @@ impl Inner {
         match self.commits.wait(lsn, &self.synced) {
             Turn::Done => Ok(self.synced.load(Ordering::Acquire)),
             Turn::Lead(_leadership) => {
+                let patience = Duration::from_nanos(self.last_sync_nanos.load(Ordering::Relaxed));
+                self.commits.gather(patience);
                 let mut io = lock(&self.io);
                 if io.synced < lsn {
+                    let start = Instant::now();
                     self.write_out(&mut io, true)?;
+                    let took = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    self.last_sync_nanos.store(took, Ordering::Relaxed);
                 }
                 Ok(io.synced)
             }
