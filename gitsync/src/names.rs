@@ -12,12 +12,14 @@
 //! the SHA-1 of the key in hex; `~` never appears in a plain name, so the two cannot collide.
 //! Such a blob carries the full key inside it.
 //!
-//! The state tree fans out one level by the key's CRC32: `state/<top 12 bits, 3 hex digits>/<name>`,
-//! 4,096 buckets, so a tree holds about 2,000 entries only at eight million keys. One level,
-//! not two: a fold rewrites every bucket tree it touches, and with two levels of 256 nearly
-//! every key sat alone in its own leaf tree, so a fold wrote one tree object per changed key
-//! (at 26,000 keys the trees outweighed the JSON they named). Bucket trees holding several
-//! keys also let a repack store each new version of a bucket as a delta of the last.
+//! The state tree fans out one level by the key's CRC32: `state/<top 10 bits, 3 hex digits>/<name>`,
+//! 1,024 buckets (`000` to `3ff`), so a tree holds about 2,000 entries only at two million
+//! keys. One level, not two: a fold rewrites every bucket tree it touches, and with two levels
+//! of 256 nearly every key sat alone in its own leaf tree, so a fold wrote one tree object per
+//! changed key (at 26,000 keys the trees and their index entries outweighed most of the JSON
+//! they named). Bucket trees holding several keys also let a repack store each new version of
+//! a bucket as a delta of the last. Fewer buckets would suit small stores still better, but
+//! would let trees grow past a few thousand entries in large ones.
 
 use crate::error::{Error, Result};
 
@@ -94,11 +96,11 @@ pub fn is_hashed(name: &str) -> bool {
 }
 
 /// How many buckets `state/` fans out into.
-pub const STATE_BUCKETS: u32 = 4096;
+pub const STATE_BUCKETS: u32 = 1024;
 
-/// The fan-out directory name of `key`: the top 12 bits of its CRC32 as three hex digits.
+/// The fan-out directory name of `key`: the top 10 bits of its CRC32 as three hex digits.
 pub fn bucket(key: &[u8]) -> String {
-    format!("{:03x}", crc32fast::hash(key) >> 20)
+    format!("{:03x}", crc32fast::hash(key) >> 22)
 }
 
 /// The path of `key`'s blob in the commit tree.
@@ -240,6 +242,6 @@ mod tests {
         let used: std::collections::BTreeSet<String> = (0..100_000).map(bucket_of).collect();
         assert_eq!(used.len(), STATE_BUCKETS as usize);
         assert_eq!(used.first().map(String::as_str), Some("000"));
-        assert_eq!(used.last().map(String::as_str), Some("fff"));
+        assert_eq!(used.last().map(String::as_str), Some("3ff"));
     }
 }

@@ -118,7 +118,14 @@ pub fn open_or_init(path: &Path) -> Result<Repository> {
             .map_err(|e| Error::git(format!("open {}", path.display()), e))?
     } else {
         let mut options = RepositoryInitOptions::new();
-        options.bare(true).initial_head("main").mkpath(true);
+        // libgit2's own minimal template, not the one the machine's git installation may
+        // have: the same few files everywhere, and no sample hooks (tens of KiB in a store
+        // whose hooks never run).
+        options
+            .bare(true)
+            .initial_head("main")
+            .mkpath(true)
+            .external_template(false);
         Repository::init_opts(path, &options)
             .map_err(|e| Error::git(format!("create {}", path.display()), e))?
     };

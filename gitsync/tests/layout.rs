@@ -317,7 +317,7 @@ fn state_fans_out_one_level_and_a_key_in_the_wrong_bucket_is_damage() {
         .unwrap()
         .id();
     let wrong = if names::bucket(b"task:7") == "000" {
-        "fff"
+        "3ff"
     } else {
         "000"
     };

@@ -115,8 +115,8 @@ fn check_key(key: &[u8]) {
     let crc = crc32fast::hash(key);
     assert_eq!(
         path,
-        format!("state/{:03x}/{name}", crc >> 20),
-        "state/<top 12 bits of the CRC32>/<name>"
+        format!("state/{:03x}/{name}", crc >> 22),
+        "state/<top 10 bits of the CRC32>/<name>"
     );
 }
 
