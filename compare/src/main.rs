@@ -10,6 +10,7 @@
 //! numbers.
 
 mod engines;
+mod fillsync;
 mod keys;
 mod report;
 mod workloads;
@@ -135,6 +136,9 @@ fn run(args: Args) -> Res<()> {
     for spec in &engines {
         eprintln!("{}:", spec.name);
         workloads::run_engine(spec, &params, &mut results);
+    }
+    if params.workloads.contains(&Workload::FillSync) {
+        fillsync::run(&engines, &params, &mut results);
     }
     print!("{}", report::markdown(&machine, &params, &results)?);
     if let Some(path) = &args.json {

@@ -12,8 +12,10 @@
 //!   overwrite     random existing keys again (new values), batches of 1,000
 //!                 settle → bytes on disk after overwrite
 //!   readreopen    close, reopen (timed), random existing keys                  → close
-//!   fillsync      fresh dir, Durable: --sync-num single puts, each durable on return
 //! ```
+//!
+//! fillsync (a fresh dir, Durable: `--sync-num` single puts, each durable on return) runs
+//! after all of that, on every engine at once in interleaved rounds: see [`crate::fillsync`].
 //!
 //! Reads check what they find: every existing key must be found, no missing one, and the scan
 //! must see exactly `num` pairs; a mismatch is an error for that engine.
@@ -172,16 +174,7 @@ pub fn run_engine(spec: &EngineSpec, params: &Params, results: &mut Results) {
         });
         record(results, spec.name, "fillrandom..readrandom-reopen", outcome);
     }
-    if wants(Workload::FillSync) {
-        let outcome = phase(spec, params, "fillsync", Mode::Durable, |engine, _| {
-            if !engine.supports(Capability::Sync) {
-                results.skipped.push((spec.name, Workload::FillSync));
-                return Ok(());
-            }
-            fill_sync(spec.name, engine, params, results)
-        });
-        record(results, spec.name, "fillsync", outcome);
-    }
+    // fillsync runs on all engines at once, interleaved: see `crate::fillsync`.
 }
 
 fn record(results: &mut Results, engine: &'static str, phase: &'static str, outcome: Res<()>) {
@@ -243,16 +236,6 @@ fn fill_seq(name: &'static str, engine: &mut dyn Engine, p: &Params, r: &mut Res
             engine.put(&p.shape.key(index), &p.shape.value(index, 0))?;
         }
         engine.finish()
-    })
-}
-
-fn fill_sync(name: &'static str, engine: &mut dyn Engine, p: &Params, r: &mut Results) -> Res<()> {
-    let order = shuffled(p.sync_num, 0x5eed);
-    timed(r, name, Workload::FillSync, p.sync_num, || {
-        for &index in &order {
-            engine.put_sync(&p.shape.key(index), &p.shape.value(index, 0))?;
-        }
-        Ok(())
     })
 }
 
