@@ -237,3 +237,51 @@ fn a_failed_sync_after_more_than_the_retained_bytes_stops_the_log_until_reopened
     .unwrap();
     assert_eq!(common::read_all(&reopened)[0], (1, b"durable".to_vec()));
 }
+
+/// Extending a new file with zeros (preallocation) and trimming a finished one both change
+/// a file's length. A failed extension fails the append that needed the file, like a failed
+/// create; a failed trim fails nothing, since zeros past the records read as the file's end.
+#[test]
+fn a_failed_preallocation_or_trim_loses_nothing_acknowledged() {
+    let (mut fired_cases, mut failed_appends) = (0, 0);
+    for code in [errno::EIO, errno::ENOSPC] {
+        for nth in 1..=12 {
+            let what = format!("set_len #{nth} fails with errno {code}");
+            let base = MemFs::new();
+            let fs = FaultyFs::new(Arc::new(base.clone()));
+            let wal = open(&fs, SyncPolicy::Always);
+            fs.fail_nth(FsOp::SetLen, nth, code);
+            let appended: Vec<Vec<u8>> = (0..80)
+                .map(|i| common::payload(i, 10 + (i as usize * 7) % 90))
+                .collect();
+            let mut acked = Vec::new();
+            let mut failures = 0;
+            for (i, record) in appended.iter().enumerate() {
+                if i % 10 == 5 {
+                    // A roll trims the file it leaves (its zeros past the records); a roll
+                    // whose new file cannot be extended fails, and the next append repairs.
+                    let _ = wal.roll();
+                }
+                match wal.append(&[record]) {
+                    Ok(lsn) => acked.push((lsn, i)),
+                    Err(e) => {
+                        failures += 1;
+                        assert!(matches!(e, Error::NotDurable { .. }), "{what}: {e}");
+                    }
+                }
+            }
+            fired_cases += usize::from(fs.events().iter().any(|e| e.failed));
+            assert!(failures <= 1, "{what}: {failures} appends failed");
+            failed_appends += failures;
+            assert!(acked.len() >= 79, "{what}: appends did not recover");
+            drop(wal);
+            verify_after_power_loss(&base, &acked, &appended, &what);
+        }
+    }
+    assert!(fired_cases >= 20, "only {fired_cases} planned faults fired");
+    // Both kinds were hit: extensions (an append failed) and trims (none did).
+    assert!(
+        failed_appends > 0 && failed_appends < fired_cases,
+        "{failed_appends} failed appends in {fired_cases} cases"
+    );
+}
