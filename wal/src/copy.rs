@@ -44,7 +44,13 @@ pub fn read_dir(
         if next_first.is_some_and(|next| next <= from) || *first > upto {
             continue;
         }
-        files.push(ReaderFile::open(fs, path, next_first, max_record_len)?);
+        files.push(ReaderFile::open(
+            fs,
+            path,
+            next_first,
+            max_record_len,
+            None,
+        )?);
     }
     Ok((recovered.report, LogReader::new(files, from, upto)))
 }

@@ -90,8 +90,22 @@ pub(crate) enum Opened {
 impl FrameCursor {
     /// Opens `path` and checks its file header.
     pub(crate) fn open(fs: &dyn Fs, path: &Path, max_record_len: usize) -> Result<Opened> {
+        FrameCursor::open_bounded(fs, path, max_record_len, None)
+    }
+
+    /// [`FrameCursor::open`], reading no further than `limit` bytes if given (a file being
+    /// appended to, whose records end before its preallocated length).
+    pub(crate) fn open_bounded(
+        fs: &dyn Fs,
+        path: &Path,
+        max_record_len: usize,
+        limit: Option<u64>,
+    ) -> Result<Opened> {
         let file = fs.open_read(path).map_err(|e| Error::io("open", path, e))?;
-        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        let mut len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        if let Some(limit) = limit {
+            len = len.min(limit);
+        }
         let mut cursor = FrameCursor {
             file,
             path: path.to_owned(),
@@ -218,12 +232,18 @@ impl FrameCursor {
         Ok(Step::Damage(Damage { offset, kind }))
     }
 
-    /// True if every byte from `offset` to the end of the file is zero.
+    /// True if every byte from `offset` to the end of the file is zero. A file that turns
+    /// out shorter than it was when opened lost only zeros (a writer trims nothing else), so
+    /// what is gone counts as zero.
     pub(crate) fn rest_is_zero(&mut self, mut offset: u64) -> Result<bool> {
         while offset < self.len {
             let take = (self.len - offset).min(WINDOW as u64) as usize;
-            if self.bytes(offset, take)?.iter().any(|&b| b != 0) {
+            let read = self.fill_window(offset, take)?;
+            if self.window[..read].iter().any(|&b| b != 0) {
                 return Ok(false);
+            }
+            if read < take {
+                return Ok(true);
             }
             offset += take as u64;
         }
@@ -235,14 +255,41 @@ impl FrameCursor {
         let window_end = self.window_start + self.window.len() as u64;
         if offset < self.window_start || offset + len as u64 > window_end {
             let want = len.max(WINDOW).min((self.len - offset) as usize);
-            self.window.resize(want, 0);
-            self.file
-                .read_exact_at(&mut self.window, offset)
-                .map_err(|e| Error::io("read", &self.path, e))?;
-            self.window_start = offset;
+            let read = self.fill_window(offset, want)?;
+            if read < len {
+                return Err(Error::io(
+                    "read",
+                    &self.path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the file ends {read} bytes past offset {offset}"),
+                    ),
+                ));
+            }
         }
         let start = (offset - self.window_start) as usize;
         Ok(&self.window[start..start + len])
+    }
+
+    /// Reads up to `want` bytes at `offset` into the window; returns how many there were
+    /// (fewer only if the file has become shorter since it was opened).
+    fn fill_window(&mut self, offset: u64, want: usize) -> Result<usize> {
+        self.window.resize(want, 0);
+        self.window_start = offset;
+        let mut read = 0;
+        while read < want {
+            match self
+                .file
+                .read_at(&mut self.window[read..], offset + read as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("read", &self.path, e)),
+            }
+        }
+        self.window.truncate(read);
+        Ok(read)
     }
 }
 

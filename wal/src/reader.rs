@@ -23,13 +23,15 @@ pub(crate) struct ReaderFile {
 }
 
 impl ReaderFile {
+    /// Opens `path` for reading, no further than `limit` bytes if given.
     pub(crate) fn open(
         fs: &dyn Fs,
         path: &Path,
         next_first: Option<Lsn>,
         max_record_len: usize,
+        limit: Option<u64>,
     ) -> Result<ReaderFile> {
-        match FrameCursor::open(fs, path, max_record_len)? {
+        match FrameCursor::open_bounded(fs, path, max_record_len, limit)? {
             Opened::Ready { cursor, header } => Ok(ReaderFile {
                 cursor,
                 header,

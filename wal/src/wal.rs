@@ -370,11 +370,14 @@ impl Inner {
             if next_first.is_some_and(|next| next <= from) || *first > upto {
                 continue;
             }
+            // The file being appended to is read only as far as its records went: past them
+            // lie preallocated zeros, which a roll or close may trim away mid-read.
             files.push(ReaderFile::open(
                 self.fs.as_ref(),
                 path,
                 next_first,
                 self.options.max_record_len,
+                io.written_len(path),
             )?);
         }
         Ok(Box::new(LogReader::new(files, from, upto)))

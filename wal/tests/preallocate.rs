@@ -229,3 +229,34 @@ fn a_checkpoint_copies_the_records_not_the_zeros() {
     let copy = fs.read_file(&dest.join(&copied.files[0].0)).unwrap();
     assert_eq!(copy.len(), written_len(&written));
 }
+
+/// Readers hold the active file open while a roll or close trims its zeros away; they must
+/// not read past the records into what is no longer there. (Records span more than the
+/// 1 MiB a reader reads at a time, so its reads reach where the zeros were.)
+#[test]
+fn a_reader_of_the_active_file_survives_a_roll_that_trims_it() {
+    let fs = MemFs::new();
+    let options = WalOptions {
+        max_file_size: 8 << 20,
+        ..common::options(SyncPolicy::Always, RecoveryMode::PointInTime)
+    };
+    let wal = Wal::open_with_fs(Arc::new(fs.clone()), common::dir(), options).unwrap();
+    let written = records(300, 5_000);
+    for batch in written.chunks(10) {
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        wal.append(&refs).unwrap();
+    }
+    let reader = wal.read_from(1).unwrap();
+    wal.roll().unwrap();
+    assert_eq!(wal_files(&fs)[0].1, written_len(&written), "trimmed");
+    let got: Vec<Vec<u8>> = reader.map(|r| r.unwrap().1).collect();
+    assert!(got == written, "the reader returns every record");
+
+    // The same for a reader beside the writer, which does not know where the records end.
+    wal.append(&[b"in the second file"]).unwrap();
+    let (report, reader) = strata_wal::read_dir(&fs, &common::dir(), 1, 1 << 20).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    drop(wal);
+    let all: Vec<(u64, Vec<u8>)> = reader.collect::<Result<_, _>>().unwrap();
+    assert_eq!(all.len(), 301);
+}
