@@ -65,11 +65,19 @@ struct Waiter {
     lsn: Lsn,
     ticket: u64,
     thread: Thread,
+    /// Waiting for its own append (rather than in an explicit `sync`): it will likely append
+    /// again once released, which is what [`CommitQueue::gather`] waits for.
+    appender: bool,
 }
 
+/// How long a parked waiter sleeps before it looks again by itself. Every wake-up it needs
+/// is sent; this only bounds the cost of one that goes astray.
+const PARK_BACKSTOP: Duration = Duration::from_millis(50);
+
 impl CommitQueue {
-    /// Waits until `lsn` is durable, or until the caller must lead the next sync.
-    pub(crate) fn wait<'q>(&'q self, lsn: Lsn, synced: &'q AtomicU64) -> Turn<'q> {
+    /// Waits until `lsn` is durable, or until the caller must lead the next sync. `appender`
+    /// is true when the caller waits for its own append (see [`Waiter::appender`]).
+    pub(crate) fn wait<'q>(&'q self, lsn: Lsn, synced: &'q AtomicU64, appender: bool) -> Turn<'q> {
         let mut ticket = None;
         loop {
             let mut queue = self.lock();
@@ -77,6 +85,11 @@ impl CommitQueue {
                 queue.waiters.retain(|w| w.ticket != mine);
             }
             if synced.load(Ordering::Acquire) >= lsn {
+                // This thread may have been put on the relay and then woken some other way
+                // (as the next leader, say): an entry left there would wake nobody and cut
+                // that branch of the relay short.
+                let me = thread::current().id();
+                queue.relay.retain(|t| t.id() != me);
                 let (first, second) = (queue.relay.pop_front(), queue.relay.pop_front());
                 drop(queue);
                 for next in [first, second].into_iter().flatten() {
@@ -89,6 +102,8 @@ impl CommitQueue {
                 return Turn::Lead(Leadership {
                     queue: self,
                     synced,
+                    appender,
+                    succeeded: false,
                 });
             }
             let mine = queue.next_ticket;
@@ -97,12 +112,13 @@ impl CommitQueue {
                 lsn,
                 ticket: mine,
                 thread: thread::current(),
+                appender,
             });
             ticket = Some(mine);
             drop(queue);
             // An unpark that lands before this park makes it return at once; a spurious
             // return just goes round the loop again.
-            thread::park();
+            thread::park_timeout(PARK_BACKSTOP);
         }
     }
 
@@ -148,14 +164,18 @@ impl CommitQueue {
     }
 
     /// Ends a leader's turn: wakes the next leader and starts the relay of covered waiters.
-    fn finish(&self, synced: Lsn) {
+    /// After a successful sync, the appenders it released (the leader too, if it appended)
+    /// are counted as coming back; after a failed one, nobody is waited for.
+    fn finish(&self, synced: Lsn, succeeded: bool, leader_appended: bool) {
         let mut queue = self.lock();
         queue.leader_active = false;
         let mut next_leader = None;
         let mut covered = Vec::new();
+        let mut appenders = usize::from(leader_appended);
         queue.waiters.retain(|waiter| {
             if waiter.lsn <= synced {
                 covered.push(waiter.thread.clone());
+                appenders += usize::from(waiter.appender);
                 return false;
             }
             if next_leader.is_none() {
@@ -163,7 +183,8 @@ impl CommitQueue {
             }
             true
         });
-        self.returning.store(covered.len() + 1, Ordering::Release);
+        let returning = if succeeded { appenders } else { 0 };
+        self.returning.store(returning, Ordering::Release);
         queue.relay.extend(covered);
         let first_covered = (queue.relay.pop_front(), queue.relay.pop_front());
         drop(queue);
@@ -185,11 +206,24 @@ impl CommitQueue {
 pub(crate) struct Leadership<'q> {
     queue: &'q CommitQueue,
     synced: &'q AtomicU64,
+    appender: bool,
+    succeeded: bool,
+}
+
+impl Leadership<'_> {
+    /// Marks the sync as done: the threads it releases may be gathered by the next leader.
+    pub(crate) fn succeeded(&mut self) {
+        self.succeeded = true;
+    }
 }
 
 impl Drop for Leadership<'_> {
     fn drop(&mut self) {
-        self.queue.finish(self.synced.load(Ordering::Acquire));
+        self.queue.finish(
+            self.synced.load(Ordering::Acquire),
+            self.succeeded,
+            self.appender,
+        );
     }
 }
 
@@ -231,6 +265,48 @@ mod tests {
         // Appends beyond the released count do not underflow it.
         queue.note_append();
         assert_eq!(queue.returning.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_waiter_woken_some_other_way_takes_itself_off_the_relay() {
+        let queue = CommitQueue::default();
+        let synced = AtomicU64::new(10);
+        queue.lock().relay.push_back(thread::current());
+        assert!(matches!(queue.wait(5, &synced, true), Turn::Done));
+        assert!(queue.lock().relay.is_empty());
+    }
+
+    #[test]
+    fn only_a_successful_sync_has_appenders_to_gather() {
+        let queue = CommitQueue::default();
+        let synced = AtomicU64::new(0);
+        let Turn::Lead(failed) = queue.wait(1, &synced, true) else {
+            panic!("nobody leads yet");
+        };
+        drop(failed);
+        assert_eq!(queue.returning.load(Ordering::SeqCst), 0);
+        let Turn::Lead(mut done) = queue.wait(1, &synced, true) else {
+            panic!("the failed leader handed the turn on");
+        };
+        synced.store(1, Ordering::SeqCst);
+        done.succeeded();
+        drop(done);
+        assert_eq!(
+            queue.returning.load(Ordering::SeqCst),
+            1,
+            "the leader itself"
+        );
+        let Turn::Lead(mut sync_only) = queue.wait(2, &synced, false) else {
+            panic!("free to lead");
+        };
+        synced.store(2, Ordering::SeqCst);
+        sync_only.succeeded();
+        drop(sync_only);
+        assert_eq!(
+            queue.returning.load(Ordering::SeqCst),
+            0,
+            "an explicit sync"
+        );
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub enum SyncPolicy {
     Never,
 }
 
+/// The longest a new group-commit leader waits for the appenders the last fsync released
+/// (see [`CommitQueue::gather`]), however slow that fsync was.
+const MAX_GATHER: Duration = Duration::from_millis(1);
+
 /// Settings of a [`Wal`].
 #[derive(Debug, Clone)]
 pub struct WalOptions {
@@ -111,7 +115,8 @@ pub(crate) struct Inner {
     pub(crate) synced: AtomicU64,
     commits: CommitQueue,
     /// How long the last group commit's write and fsync took: how long a new leader may
-    /// wait (half of it) for released appenders to come back (see [`CommitQueue::gather`]).
+    /// wait, up to [`MAX_GATHER`], for released appenders to come back (see
+    /// [`CommitQueue::gather`]).
     last_sync_nanos: AtomicU64,
     /// Set once a failure cannot be repaired; every later call fails with it.
     pub(crate) stopped: OnceLock<String>,
@@ -312,7 +317,7 @@ impl Inner {
         self.commits.note_append();
         match self.options.sync_policy {
             SyncPolicy::Always => {
-                self.sync_to(last)?;
+                self.sync_to(last, true)?;
             }
             SyncPolicy::Interval(_) | SyncPolicy::Never => {
                 if buffered >= self.options.write_buffer_size {
@@ -326,16 +331,17 @@ impl Inner {
 
     fn sync(&self) -> Result<Lsn> {
         let last = lock(&self.append).next_lsn - 1;
-        self.sync_to(last)
+        self.sync_to(last, false)
     }
 
     /// Returns once `lsn` is durable, leading a group commit if no sync is running.
-    fn sync_to(&self, lsn: Lsn) -> Result<Lsn> {
-        match self.commits.wait(lsn, &self.synced) {
+    /// `appender` says the caller waits for its own append (see [`CommitQueue::wait`]).
+    fn sync_to(&self, lsn: Lsn, appender: bool) -> Result<Lsn> {
+        match self.commits.wait(lsn, &self.synced, appender) {
             Turn::Done => Ok(self.synced.load(Ordering::Acquire)),
-            Turn::Lead(_leadership) => {
-                let patience = Duration::from_nanos(self.last_sync_nanos.load(Ordering::Relaxed));
-                self.commits.gather(patience);
+            Turn::Lead(mut leadership) => {
+                let last = Duration::from_nanos(self.last_sync_nanos.load(Ordering::Relaxed));
+                self.commits.gather(last.min(MAX_GATHER));
                 let mut io = lock(&self.io);
                 if io.synced < lsn {
                     let start = Instant::now();
@@ -343,6 +349,7 @@ impl Inner {
                     let took = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
                     self.last_sync_nanos.store(took, Ordering::Relaxed);
                 }
+                leadership.succeeded();
                 Ok(io.synced)
             }
         }
