@@ -173,7 +173,10 @@ impl FrameCursor {
         let frame = match format::decode_frame_header(&header) {
             Ok(frame) => frame,
             Err(HeaderError::Zeroed) => return self.damage_at_tail(offset, "frame header"),
-            Err(HeaderError::Damaged(detail)) => return Ok(corrupt(offset, detail)),
+            Err(HeaderError::Damaged(detail)) => {
+                let header_end = offset + FRAME_HEADER_LEN as u64;
+                return self.bad_frame(offset, header_end, detail);
+            }
         };
         let len = frame.len as usize;
         if len > self.max_record_len {
@@ -198,10 +201,8 @@ impl FrameCursor {
         let bytes = self.bytes(offset, FRAME_HEADER_LEN + len)?;
         let payload = &bytes[FRAME_HEADER_LEN..];
         if !format::payload_matches(&header, &frame, payload) {
-            return Ok(corrupt(
-                offset,
-                format!("checksum mismatch in frame of LSN {}", frame.lsn),
-            ));
+            let detail = format!("checksum mismatch in frame of LSN {}", frame.lsn);
+            return self.bad_frame(offset, frame_end, detail);
         }
         self.pos = frame_end;
         // Re-borrow so the returned slice lives as long as `self`'s borrow.
@@ -211,6 +212,22 @@ impl FrameCursor {
             header: frame,
             payload: &self.window[start..start + len],
         })
+    }
+
+    /// Classifies a frame at `offset`, ending at `end`, whose checksum failed. In a
+    /// preallocated file a crash during an append leaves exactly that when part of the
+    /// frame's pages reached the disk and the rest are still zeros, so a bad frame with only
+    /// zeros after it (and some) is taken for a torn write there; anywhere else it is damage.
+    /// (A bit flip in the very last frame before the zeros looks the same; point-in-time
+    /// recovery, the only mode that preallocates, cuts either back to the last whole batch.)
+    fn bad_frame(&mut self, offset: u64, end: u64, detail: String) -> Result<Step<'_>> {
+        if self.preallocated && end < self.len && self.rest_is_zero(end)? {
+            return Ok(Step::Damage(Damage {
+                offset,
+                kind: DamageKind::Incomplete(format!("frame ({detail}) followed by zeros")),
+            }));
+        }
+        Ok(corrupt(offset, detail))
     }
 
     /// Classifies bad bytes at `offset` that may be a torn tail: all zeros to the end of the

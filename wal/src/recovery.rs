@@ -165,7 +165,14 @@ pub(crate) fn recover(
         let next_first = files.get(index + 1).map(|(lsn, _)| *lsn);
         let is_last = next_first.is_none();
         report.files_scanned += 1;
-        let scan = scan_file(fs, path, *name_lsn, next_first, expected, max_record_len)?;
+        let scan = scan_file(
+            fs,
+            path,
+            (*name_lsn, next_first),
+            expected,
+            max_record_len,
+            repair,
+        )?;
         report.records += scan.records;
         if let Some(lsn) = scan.last_lsn {
             last_lsn = lsn;
@@ -257,14 +264,16 @@ pub(crate) fn recover(
     })
 }
 
-/// Reads one file, checking LSN continuity with the file before it.
+/// Reads one file (named by its first LSN, followed by a file starting at `next_first`),
+/// checking LSN continuity with the file before it. Only with `repair` does it look for
+/// preallocated zeros a crash left in a file that is not the last, which only a repair trims.
 fn scan_file(
     fs: &dyn Fs,
     path: &Path,
-    name_lsn: Lsn,
-    next_first: Option<Lsn>,
+    (name_lsn, next_first): (Lsn, Option<Lsn>),
     expected: Option<Lsn>,
     max_record_len: usize,
+    repair: bool,
 ) -> Result<FileScan> {
     let mut scan = FileScan {
         records: 0,
@@ -319,7 +328,8 @@ fn scan_file(
             // The rest of this file is superseded by the next one, or is preallocated space
             // that a roll did not get to trim before a crash.
             let end = cursor.position();
-            if header.preallocated && end < cursor.file_len() && cursor.rest_is_zero(end)? {
+            let untrimmed = repair && header.preallocated && end < cursor.file_len();
+            if untrimmed && cursor.rest_is_zero(end)? {
                 scan.zeros_from = Some(end);
             }
             break;

@@ -260,3 +260,43 @@ fn a_reader_of_the_active_file_survives_a_roll_that_trims_it() {
     let all: Vec<(u64, Vec<u8>)> = reader.collect::<Result<_, _>>().unwrap();
     assert_eq!(all.len(), 301);
 }
+
+/// A crash in the middle of an append over preallocated zeros leaves a frame whose later
+/// bytes are still zero: that is a torn tail, which even `TolerateCorruptedTail` drops.
+/// The same frame with data after it is damage.
+#[test]
+fn a_frame_half_written_over_zeros_is_a_torn_tail() {
+    let fs = MemFs::new();
+    let wal = open(&fs, SyncPolicy::Always, RecoveryMode::PointInTime).unwrap();
+    let written = records(5, 300);
+    for record in &written {
+        wal.append(&[record]).unwrap();
+    }
+    let image = fs.crash(CrashMode::DropUnsynced);
+    drop(wal);
+    let path = common::dir().join(&wal_files(&image)[0].0);
+    let mut bytes = image.read_file(&path).unwrap();
+    let end = written_len(&written);
+    bytes[end - 100..end].fill(0);
+    image.write_file(&path, &bytes);
+
+    let wal = open(
+        &image.crash(CrashMode::DropUnsynced),
+        SyncPolicy::Always,
+        RecoveryMode::TolerateCorruptedTail,
+    )
+    .unwrap();
+    let damage = wal.recovery_report().damage.clone().expect("reported");
+    assert!(damage.torn_tail, "{damage:?}");
+    assert_eq!(common::read_all(&wal).len(), 4);
+
+    bytes[end + 500] = 1;
+    image.write_file(&path, &bytes);
+    let error = open(
+        &image,
+        SyncPolicy::Always,
+        RecoveryMode::TolerateCorruptedTail,
+    )
+    .expect_err("data after the bad frame is damage");
+    assert!(error.is_corruption(), "{error}");
+}
