@@ -39,6 +39,9 @@ pub(crate) fn plan(
         changes(repo, base, ours)?.into_iter().collect();
     let mut edits = Vec::new();
     for (path, their_blob) in changes(repo, base, theirs)? {
+        if let (Some(rest), Some(blob)) = (path.strip_prefix("state/"), their_blob) {
+            check_state_path(repo, &path, rest, blob)?;
+        }
         match our_changes.get(&path) {
             None => edits.push((path, their_blob)),
             Some(our_blob) if *our_blob == their_blob => {}
@@ -58,6 +61,20 @@ pub(crate) fn plan(
         }
     }
     Ok(edits)
+}
+
+/// Refuses a `state/` file from the other side that is not where this layout puts its key
+/// (`state/<bucket>/<name>`, the bucket from the key's CRC32): merged in, it could never be
+/// found by its path, and a fold would write the key a second time elsewhere.
+fn check_state_path(repo: &Repository, path: &str, rest: &str, blob: Oid) -> Result<()> {
+    let misplaced = |detail: &str| Err(Error::corrupt(path, detail.to_owned()));
+    let Some((bucket, name)) = rest.split_once('/') else {
+        return misplaced("a state/ file outside any bucket");
+    };
+    if name.contains('/') {
+        return misplaced("a state/ file nested deeper than one bucket");
+    }
+    read::placed_key(repo, path, bucket, name, blob).map(drop)
 }
 
 /// The files that differ from `base` to `side`: each path with its new blob, or `None` if it

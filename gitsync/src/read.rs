@@ -273,22 +273,33 @@ pub(crate) fn for_each_state_key(
             if leaf.kind() != Some(ObjectType::Blob) {
                 return Err(Error::corrupt(path, "a state/ bucket holds a non-blob"));
             }
-            let key = match names::unescape(name) {
-                Some(key) => key,
-                None if names::is_hashed(name) => match decode_blob(repo, leaf.id(), &path)?.key {
-                    Some(key) => key,
-                    None => return Err(Error::corrupt(path, "a shortened name's blob has no key")),
-                },
-                None => return Err(Error::corrupt(path, "not a name this store writes")),
-            };
-            // A key anywhere else could never be found by its path.
-            if names::bucket(&key) != bucket_name {
-                return Err(Error::corrupt(path, "the key is in the wrong bucket"));
-            }
-            visit(key);
+            visit(placed_key(repo, &path, bucket_name, name, leaf.id())?);
         }
     }
     Ok(())
+}
+
+/// The key of the `state/` file `path` (bucket `bucket`, entry `name`, blob `blob`), checked
+/// to be in the bucket its CRC32 gives: a key anywhere else could never be found by its path.
+pub(crate) fn placed_key(
+    repo: &Repository,
+    path: &str,
+    bucket: &str,
+    name: &str,
+    blob: Oid,
+) -> Result<Vec<u8>> {
+    let key = match names::unescape(name) {
+        Some(key) => key,
+        None if names::is_hashed(name) => match decode_blob(repo, blob, path)?.key {
+            Some(key) => key,
+            None => return Err(Error::corrupt(path, "a shortened name's blob has no key")),
+        },
+        None => return Err(Error::corrupt(path, "not a name this store writes")),
+    };
+    if names::bucket(&key) != bucket {
+        return Err(Error::corrupt(path, "the key is in the wrong bucket"));
+    }
+    Ok(key)
 }
 
 /// The chunk files of `tree`, in name order, with their blob ids.

@@ -416,3 +416,64 @@ fn credentials_in_a_url_stay_out_of_errors_and_the_repository_config() {
         "{config}"
     );
 }
+
+#[test]
+fn a_merge_refuses_a_key_the_other_side_put_in_the_wrong_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote_path = dir.path().join("remote.git");
+    common::bare_remote(&remote_path);
+    let url = remote_path.to_str().unwrap().to_owned();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let a = common::open_writer(&dir.path().join("a.git"), "wa", clock.clone());
+    let remote_a = Remote::new(a.clone(), options(&url), clock.clone()).unwrap();
+    commit(&a, "task:1", 1, "1");
+    remote_a.push().unwrap();
+
+    // A foreign writer adds a key under a bucket its CRC32 does not give.
+    let remote = git2::Repository::open_bare(&remote_path).unwrap();
+    let head = remote.head().unwrap().peel_to_commit().unwrap();
+    let blob = remote.blob(br#"{"value":2,"lsn":2}"#).unwrap();
+    let wrong = if strata_gitsync::names::bucket(b"task:2") == "000" {
+        "001"
+    } else {
+        "000"
+    };
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    update.upsert(
+        format!("state/{wrong}/task%3A2"),
+        blob,
+        git2::FileMode::Blob,
+    );
+    let tree = remote
+        .find_tree(
+            update
+                .create_updated(&remote, &head.tree().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+    let signature = head.author();
+    remote
+        .commit(
+            Some("HEAD"),
+            &signature,
+            &signature,
+            "misplaced",
+            &tree,
+            &[&head],
+        )
+        .unwrap();
+
+    commit(&a, "task:3", 2, "3");
+    let error = remote_a
+        .push()
+        .expect_err("the merge refuses the misplaced key");
+    let text = error.to_string();
+    assert!(
+        text.contains("wrong bucket") && text.contains(&format!("state/{wrong}/task%3A2")),
+        "{text}"
+    );
+    assert_eq!(
+        a.get(b"task:3", LATEST).unwrap(),
+        Some(Entry::put(2, &b"3"[..]))
+    );
+}
