@@ -109,9 +109,10 @@ fn every_cut_reopens_to_the_state_before_or_after_the_operation_in_flight() {
         CrashMode::DropUnsynced,
         CrashMode::KeepPrefix { seed: 7 },
         CrashMode::GarbleTail { seed: 11 },
+        CrashMode::ScatterPages { seed: 13 },
     ];
     for cut in 1..=total {
-        let mode = modes[(cut % 3) as usize];
+        let mode = modes[(cut % 4) as usize];
         let step = steps.iter().rposition(|(start, _)| *start < cut).unwrap();
         let after = &steps[step].1;
         let before = &steps[step.saturating_sub(1)].1;

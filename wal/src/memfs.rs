@@ -29,7 +29,17 @@ pub enum CrashMode {
         /// Seed of the choice.
         seed: u64,
     },
+    /// Each 4 KiB page they touch survives or not, independently: a later page can reach
+    /// the disk without an earlier one, which then reads as it was before (zeros, in new or
+    /// preallocated space), as when the page cache writes pages back out of order.
+    ScatterPages {
+        /// Seed of the choice.
+        seed: u64,
+    },
 }
+
+/// The page size of [`CrashMode::ScatterPages`].
+const PAGE: usize = 4096;
 
 /// A file. Zeros past the written bytes are implicit, so a preallocated file costs no memory:
 ///
@@ -90,7 +100,9 @@ impl MemFs {
         let state = self.lock();
         let mut rng = match mode {
             CrashMode::DropUnsynced => 0,
-            CrashMode::KeepPrefix { seed } | CrashMode::GarbleTail { seed } => seed | 1,
+            CrashMode::KeepPrefix { seed }
+            | CrashMode::GarbleTail { seed }
+            | CrashMode::ScatterPages { seed } => seed | 1,
         };
         let mut names = BTreeMap::new();
         for (path, node) in &state.durable_names {
@@ -105,7 +117,20 @@ impl MemFs {
                 .take_while(|(now, durable)| now == durable)
                 .count();
             let tail = &node.data[start..];
-            if mode != CrashMode::DropUnsynced && !tail.is_empty() {
+            if let (CrashMode::ScatterPages { .. }, false) = (mode, tail.is_empty()) {
+                let mut page_start = start;
+                while page_start < node.data.len() {
+                    let page_end = ((page_start / PAGE + 1) * PAGE).min(node.data.len());
+                    if next_random(&mut rng) & 1 == 1 {
+                        if data.len() < page_end {
+                            data.resize(page_end, 0);
+                        }
+                        data[page_start..page_end]
+                            .copy_from_slice(&node.data[page_start..page_end]);
+                    }
+                    page_start = page_end;
+                }
+            } else if mode != CrashMode::DropUnsynced && !tail.is_empty() {
                 let keep = (next_random(&mut rng) % (tail.len() as u64 + 1)) as usize;
                 let kept = &tail[..keep];
                 let overlap = kept.len().min(data.len().saturating_sub(start));
@@ -342,5 +367,37 @@ mod tests {
             .read_file(&dir.join("kept"))
             .unwrap()
             .starts_with(b"durable"));
+    }
+
+    #[test]
+    fn scattered_pages_can_keep_a_later_page_without_an_earlier_one() {
+        let fs = MemFs::new();
+        let dir = Path::new("/d");
+        fs.create_dir_all(dir).unwrap();
+        let mut file = fs.create_new(&dir.join("f")).unwrap();
+        file.append(b"durable").unwrap();
+        file.sync_data().unwrap();
+        fs.sync_dir(dir).unwrap();
+        let written: Vec<u8> = (0..3 * PAGE).map(|i| (i % 251 + 1) as u8).collect();
+        file.append(&written).unwrap();
+        let full = [&b"durable"[..], &written].concat();
+        let mut gap_then_data = 0;
+        for seed in 0..64 {
+            let image = fs.crash(CrashMode::ScatterPages { seed });
+            let got = image.read_file(&dir.join("f")).unwrap();
+            assert!(got.starts_with(b"durable"));
+            // Every byte is what was written or still zero; pages go whole.
+            for (i, byte) in got.iter().enumerate() {
+                assert!(*byte == full[i] || *byte == 0, "seed {seed} byte {i}");
+            }
+            let page_kept = |p: usize| got.len() > p * PAGE && got[p * PAGE] == full[p * PAGE];
+            if !page_kept(1) && page_kept(2) {
+                gap_then_data += 1;
+            }
+        }
+        assert!(
+            gap_then_data > 0,
+            "no later page ever survived an earlier one"
+        );
     }
 }

@@ -26,7 +26,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Sync),
         1 => any::<u8>().prop_map(Op::TruncateBefore),
         1 => Just(Op::Reopen),
-        1 => (0u8..3, any::<u64>()).prop_map(|(m, s)| Op::PowerLoss(m, s)),
+        1 => (0u8..4, any::<u64>()).prop_map(|(m, s)| Op::PowerLoss(m, s)),
     ]
 }
 
@@ -118,6 +118,7 @@ fn run(ops: Vec<Op>, always: bool) -> Result<(), TestCaseError> {
                 let mode = match mode {
                     0 => CrashMode::DropUnsynced,
                     1 => CrashMode::KeepPrefix { seed: s },
+                    2 => CrashMode::ScatterPages { seed: s },
                     _ => CrashMode::GarbleTail { seed: s },
                 };
                 let after = fs.crash(mode);

@@ -183,9 +183,10 @@ fn a_power_cut_keeps_every_synced_record() {
                 synced = wal.sync().unwrap();
             }
         }
-        let mode = match seed % 3 {
+        let mode = match seed % 4 {
             0 => CrashMode::DropUnsynced,
             1 => CrashMode::KeepPrefix { seed },
+            2 => CrashMode::ScatterPages { seed },
             _ => CrashMode::GarbleTail { seed },
         };
         let image = fs.crash(mode);
