@@ -14,6 +14,8 @@
 //! - the [`Log`] trait and two implementations: [`Wal`], the file log, and [`MemLog`], an
 //!   in-memory log for tests of the crates above;
 //! - group commit: concurrent appenders share one fsync ([`SyncPolicy`]);
+//! - files preallocated with zeros under point-in-time recovery, so a durable append does not
+//!   also commit a new file size ([`WalOptions::preallocate`]);
 //! - recovery with RocksDB's three modes ([`RecoveryMode`]) and a [`RecoveryReport`];
 //! - the I/O seam ([`Fs`]) that all file I/O of the store goes through, with a fault-injecting
 //!   ([`FaultyFs`]) and a power-losing ([`MemFs`]) implementation for tests.
