@@ -69,6 +69,44 @@ fn assert_failed_files_abandoned(fs: &FaultyFs, what: &str) {
     }
 }
 
+/// The 80 records each fault scenario appends, of varied lengths.
+fn scenario_records() -> Vec<Vec<u8>> {
+    (0..80)
+        .map(|i| common::payload(i, 10 + (i as usize * 7) % 90))
+        .collect()
+}
+
+/// Appends each record of `appended` alone, calling `before` with its index first; returns
+/// the acknowledged `(LSN, index)` pairs and the count of failed appends, each of which must
+/// have failed as not durable.
+fn append_each(
+    wal: &Wal,
+    appended: &[Vec<u8>],
+    what: &str,
+    mut before: impl FnMut(usize),
+) -> (Vec<(u64, usize)>, usize) {
+    let mut acked = Vec::new();
+    let mut failures = 0;
+    for (i, record) in appended.iter().enumerate() {
+        before(i);
+        match wal.append(&[record]) {
+            Ok(lsn) => {
+                assert!(
+                    wal.synced_lsn() >= lsn,
+                    "{what}: acknowledged LSN {lsn} is not synced"
+                );
+                acked.push((lsn, i));
+            }
+            Err(e) => {
+                failures += 1;
+                assert!(matches!(e, Error::NotDurable { .. }), "{what}: {e}");
+                assert!(e.to_string().contains("not durable"), "{what}: {e}");
+            }
+        }
+    }
+    (acked, failures)
+}
+
 #[test]
 fn one_failure_at_any_step_loses_nothing_acknowledged() {
     let ops = [
@@ -87,27 +125,8 @@ fn one_failure_at_any_step_loses_nothing_acknowledged() {
                 let fs = FaultyFs::new(Arc::new(base.clone()));
                 let wal = open(&fs, SyncPolicy::Always);
                 fs.fail_nth(op, nth, code);
-                let appended: Vec<Vec<u8>> = (0..80)
-                    .map(|i| common::payload(i, 10 + (i as usize * 7) % 90))
-                    .collect();
-                let mut acked = Vec::new();
-                let mut failures = 0;
-                for (i, record) in appended.iter().enumerate() {
-                    match wal.append(&[record]) {
-                        Ok(lsn) => {
-                            assert!(
-                                wal.synced_lsn() >= lsn,
-                                "{what}: acknowledged LSN {lsn} is not synced"
-                            );
-                            acked.push((lsn, i));
-                        }
-                        Err(e) => {
-                            failures += 1;
-                            assert!(matches!(e, Error::NotDurable { .. }), "{what}: {e}");
-                            assert!(e.to_string().contains("not durable"), "{what}: {e}");
-                        }
-                    }
-                }
+                let appended = scenario_records();
+                let (acked, failures) = append_each(&wal, &appended, &what, |_| {});
                 let fired = fs.events().iter().any(|e| e.failed);
                 fired_cases += usize::from(fired);
                 assert_eq!(
@@ -251,25 +270,14 @@ fn a_failed_preallocation_or_trim_loses_nothing_acknowledged() {
             let fs = FaultyFs::new(Arc::new(base.clone()));
             let wal = open(&fs, SyncPolicy::Always);
             fs.fail_nth(FsOp::SetLen, nth, code);
-            let appended: Vec<Vec<u8>> = (0..80)
-                .map(|i| common::payload(i, 10 + (i as usize * 7) % 90))
-                .collect();
-            let mut acked = Vec::new();
-            let mut failures = 0;
-            for (i, record) in appended.iter().enumerate() {
+            let appended = scenario_records();
+            let (acked, failures) = append_each(&wal, &appended, &what, |i| {
                 if i % 10 == 5 {
                     // A roll trims the file it leaves (its zeros past the records); a roll
                     // whose new file cannot be extended fails, and the next append repairs.
                     let _ = wal.roll();
                 }
-                match wal.append(&[record]) {
-                    Ok(lsn) => acked.push((lsn, i)),
-                    Err(e) => {
-                        failures += 1;
-                        assert!(matches!(e, Error::NotDurable { .. }), "{what}: {e}");
-                    }
-                }
-            }
+            });
             fired_cases += usize::from(fs.events().iter().any(|e| e.failed));
             assert!(failures <= 1, "{what}: {failures} appends failed");
             failed_appends += failures;

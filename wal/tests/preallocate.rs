@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strata_wal::{format, CrashMode, Fs, Log, MemFs, RecoveryMode, SyncPolicy, Wal, WalOptions};
@@ -51,6 +51,22 @@ fn written_len(records: &[Vec<u8>]) -> usize {
 
 fn records(count: u64, len: usize) -> Vec<Vec<u8>> {
     (0..count).map(|i| common::payload(i, len)).collect()
+}
+
+/// Appends `written` durably, then cuts the power with the log open (its file still holding
+/// its preallocated zeros): the disk after the cut, the WAL file's path and its bytes.
+fn crashed_with_zeros(written: &[Vec<u8>]) -> (MemFs, PathBuf, Vec<u8>) {
+    let fs = MemFs::new();
+    let wal = open(&fs, SyncPolicy::Always, RecoveryMode::PointInTime).unwrap();
+    for record in written {
+        wal.append(&[record]).unwrap();
+    }
+    let image = fs.crash(CrashMode::DropUnsynced);
+    drop(wal);
+    let path = common::dir().join(&wal_files(&image)[0].0);
+    let bytes = image.read_file(&path).unwrap();
+    assert_eq!(bytes.len(), FILE_SIZE as usize);
+    (image, path, bytes)
 }
 
 #[test]
@@ -103,15 +119,8 @@ fn a_rolled_file_is_trimmed() {
 
 #[test]
 fn zeros_left_by_a_crash_are_a_clean_end_in_every_mode_and_are_trimmed() {
-    let fs = MemFs::new();
-    let wal = open(&fs, SyncPolicy::Always, RecoveryMode::PointInTime).unwrap();
     let written = records(4, 80);
-    for record in &written {
-        wal.append(&[record]).unwrap();
-    }
-    let image = fs.crash(CrashMode::DropUnsynced);
-    drop(wal);
-    assert_eq!(wal_files(&image)[0].1, FILE_SIZE as usize);
+    let (image, _, _) = crashed_with_zeros(&written);
     for mode in [
         RecoveryMode::AbsoluteConsistency,
         RecoveryMode::TolerateCorruptedTail,
@@ -128,16 +137,8 @@ fn zeros_left_by_a_crash_are_a_clean_end_in_every_mode_and_are_trimmed() {
 
 #[test]
 fn data_after_zeros_in_a_preallocated_file_is_damage() {
-    let fs = MemFs::new();
-    let wal = open(&fs, SyncPolicy::Always, RecoveryMode::PointInTime).unwrap();
     let written = records(3, 60);
-    for record in &written {
-        wal.append(&[record]).unwrap();
-    }
-    let image = fs.crash(CrashMode::DropUnsynced);
-    drop(wal);
-    let path = common::dir().join(&wal_files(&image)[0].0);
-    let mut bytes = image.read_file(&path).unwrap();
+    let (image, path, mut bytes) = crashed_with_zeros(&written);
     let stray = written_len(&written) + 1000;
     bytes[stray] = 0x5A;
     image.write_file(&path, &bytes);
@@ -267,16 +268,8 @@ fn a_reader_of_the_active_file_survives_a_roll_that_trims_it() {
 /// The same frame with data after it is damage.
 #[test]
 fn a_frame_half_written_over_zeros_is_a_torn_tail() {
-    let fs = MemFs::new();
-    let wal = open(&fs, SyncPolicy::Always, RecoveryMode::PointInTime).unwrap();
     let written = records(5, 300);
-    for record in &written {
-        wal.append(&[record]).unwrap();
-    }
-    let image = fs.crash(CrashMode::DropUnsynced);
-    drop(wal);
-    let path = common::dir().join(&wal_files(&image)[0].0);
-    let mut bytes = image.read_file(&path).unwrap();
+    let (image, path, mut bytes) = crashed_with_zeros(&written);
     let end = written_len(&written);
     bytes[end - 100..end].fill(0);
     image.write_file(&path, &bytes);
