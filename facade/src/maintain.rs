@@ -414,15 +414,9 @@ impl Inner {
         if keep_from <= 1 {
             return Ok(None);
         }
-        let size = |files: Vec<(Lsn, std::path::PathBuf)>| -> u64 {
-            files
-                .iter()
-                .map(|(_, path)| std::fs::metadata(path).map_or(0, |m| m.len()))
-                .sum()
-        };
-        let before = size(self.wal.files());
+        let before = self.wal.record_bytes();
         self.wal.truncate_before(keep_from)?;
-        let dropped = before.saturating_sub(size(self.wal.files()));
+        let dropped = before.saturating_sub(self.wal.record_bytes());
         self.wal_dropped.fetch_add(dropped, Ordering::Relaxed);
         Ok(Some(keep_from))
     }

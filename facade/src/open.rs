@@ -493,7 +493,7 @@ fn wire(
         .watermarks()
         .advance(Stage::Memory, strata_wal::Log::last_lsn(wal.as_ref()), None);
 
-    let dir_wal = dir.join("wal");
+    let wal_at_open = wal.record_bytes();
     let opened_at = clock.now_ms();
     let inner = Inner {
         dir,
@@ -516,7 +516,7 @@ fn wire(
         recovery: RecoveryReport::default(),
         closed: AtomicBool::new(false),
         user_bytes: AtomicU64::new(0),
-        wal_at_open: crate::stats::dir_bytes(&dir_wal),
+        wal_at_open,
         wal_dropped: AtomicU64::new(0),
         pins: Arc::default(),
         compact_in_maintenance: !background && !read_only,

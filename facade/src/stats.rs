@@ -139,12 +139,7 @@ impl Store {
             })
             .collect();
         let warm = inner.warm.segment_stats();
-        let wal_bytes: u64 = inner
-            .wal
-            .files()
-            .iter()
-            .map(|(_, path)| std::fs::metadata(path).map_or(0, |m| m.len()))
-            .sum();
+        let wal_bytes = inner.wal.record_bytes();
         let hot = inner.hot.stats();
         let cache = inner.cache.cache().stats();
         let cold = inner.cold.stats();

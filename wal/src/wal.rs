@@ -233,6 +233,26 @@ impl Wal {
         lock(&self.inner.io).files.clone()
     }
 
+    /// The bytes the log's files hold up to their last record: the file being appended to
+    /// counts as far as its records go, not its preallocated length. (On a filesystem with
+    /// holes the zeros take no space either; this is the figure for accounting.) A file that
+    /// cannot be read counts as empty.
+    pub fn record_bytes(&self) -> u64 {
+        let io = lock(&self.inner.io);
+        io.files
+            .iter()
+            .map(|(_, path)| match io.written_len(path) {
+                Some(len) => len,
+                None => self
+                    .inner
+                    .fs
+                    .open_read(path)
+                    .and_then(|file| file.len())
+                    .unwrap_or(0),
+            })
+            .sum()
+    }
+
     /// Makes everything appended durable, stops the interval thread and closes the log.
     pub fn close(mut self) -> Result<Lsn> {
         if let Some(ticker) = self.ticker.take() {
