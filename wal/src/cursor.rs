@@ -267,6 +267,25 @@ impl FrameCursor {
         Ok(true)
     }
 
+    /// The end of the last non-zero byte at or after `from` (`from` itself if there is
+    /// none): where the written bytes of a preallocated file stop.
+    pub(crate) fn written_end(&mut self, from: u64) -> Result<u64> {
+        let mut end = from;
+        let mut offset = from;
+        while offset < self.len {
+            let take = (self.len - offset).min(WINDOW as u64) as usize;
+            let read = self.fill_window(offset, take)?;
+            if let Some(last) = self.window[..read].iter().rposition(|&b| b != 0) {
+                end = offset + last as u64 + 1;
+            }
+            if read < take {
+                break;
+            }
+            offset += take as u64;
+        }
+        Ok(end)
+    }
+
     /// Returns `len` bytes at `offset`, which the caller has checked lie inside the file.
     fn bytes(&mut self, offset: u64, len: usize) -> Result<&[u8]> {
         let window_end = self.window_start + self.window.len() as u64;

@@ -107,6 +107,7 @@ struct FileScan {
     last_lsn: Option<Lsn>,
     /// Offset just after the last complete batch (0 if the header itself is bad).
     cut: u64,
+    /// The file's length, or for a preallocated file the end of its last non-zero byte.
     file_len: u64,
     /// The LSN a following file must start with.
     next_expected: Lsn,
@@ -370,6 +371,10 @@ fn scan_file(
                 }
             }
         };
+        if header.preallocated {
+            // What is cut off is what was written, not the zeros that were only room for it.
+            scan.file_len = cursor.written_end(scan.cut)?;
+        }
         scan.damage = Some((damage, open_batch));
         scan.next_expected = next - open_batch;
         return Ok(scan);

@@ -283,6 +283,9 @@ fn a_frame_half_written_over_zeros_is_a_torn_tail() {
     let damage = wal.recovery_report().damage.clone().expect("reported");
     assert!(damage.torn_tail, "{damage:?}");
     assert_eq!(common::read_all(&wal).len(), 4);
+    // What was dropped is the torn frame's written bytes, not the zeros after it.
+    let dropped = wal.recovery_report().dropped_bytes;
+    assert_eq!(dropped, (24 + 300 - 100) as u64, "{dropped}");
 
     bytes[end + 500] = 1;
     image.write_file(&path, &bytes);
