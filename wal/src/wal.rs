@@ -444,6 +444,11 @@ impl Ticker {
             let (flag, wake) = &*signal;
             let mut stopped = lock(flag);
             loop {
+                // Checked before waiting too: a stop sent before this thread first took the
+                // lock woke nobody, and waiting then would hold up the log's drop for `every`.
+                if *stopped {
+                    return;
+                }
                 let (guard, _) = wake
                     .wait_timeout(stopped, every)
                     .unwrap_or_else(PoisonError::into_inner);

@@ -209,6 +209,27 @@ fn interval_policy_syncs_in_the_background() {
 }
 
 #[test]
+fn a_log_with_a_long_interval_closes_at_once() {
+    // The interval thread may not have started when the log is dropped; it must still see
+    // the stop, rather than sleep out its hour first.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..200 {
+            let options = WalOptions {
+                sync_policy: SyncPolicy::Interval(std::time::Duration::from_secs(3600)),
+                ..WalOptions::default()
+            };
+            let wal = Wal::open_with_fs(Arc::new(MemFs::new()), common::DIR, options).unwrap();
+            drop(wal);
+        }
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("200 logs opened and dropped within a minute");
+}
+
+#[test]
 fn no_waiter_is_left_parked_under_heavy_contention() {
     // A lost wake-up would hang this test; every thread must come back with its LSN durable.
     let fs = MemFs::new();
