@@ -30,8 +30,10 @@ pub enum FsOp {
     Rename,
     /// `Fs::remove_file`.
     Remove,
-    /// `FsFile::set_len`.
+    /// `FsFile::set_len` and `FsFile::preallocate`.
     SetLen,
+    /// `FsFile::write_zeros`.
+    WriteZeros,
 }
 
 /// One call seen by a [`FaultyFs`].
@@ -229,6 +231,13 @@ impl FsFile for FaultyFile {
         match check(&self.state, FsOp::SetLen, &self.path) {
             Some(error) => Err(error),
             None => self.inner.set_len(len),
+        }
+    }
+
+    fn write_zeros(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        match check(&self.state, FsOp::WriteZeros, &self.path) {
+            Some(error) => Err(error),
+            None => self.inner.write_zeros(offset, len),
         }
     }
 

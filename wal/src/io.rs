@@ -113,6 +113,11 @@ pub trait FsFile: Send + Sync + Debug {
     /// spares `fdatasync` the file-size update that every growing append needs. Does nothing
     /// if the file is at least `len` bytes long.
     fn preallocate(&mut self, len: u64) -> io::Result<()>;
+    /// Writes `len` zero bytes at `offset`, which lies within the file's length, without
+    /// moving where the next append lands. Over preallocated space that reads as zeros
+    /// already, this only makes the filesystem allocate the blocks now, rather than when an
+    /// append there is first synced.
+    fn write_zeros(&mut self, offset: u64, len: u64) -> io::Result<()>;
     /// The file's current length in bytes.
     fn len(&self) -> io::Result<u64>;
 
@@ -244,6 +249,18 @@ impl FsFile for StdFile {
     fn preallocate(&mut self, len: u64) -> io::Result<()> {
         if self.file.metadata()?.len() < len {
             self.file.set_len(len)?;
+        }
+        Ok(())
+    }
+
+    fn write_zeros(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        let mut at = offset;
+        let end = offset + len;
+        while at < end {
+            let n = (end - at).min(ZEROS.len() as u64) as usize;
+            self.file.write_all_at(&ZEROS[..n], at)?;
+            at += n as u64;
         }
         Ok(())
     }

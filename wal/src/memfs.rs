@@ -330,6 +330,17 @@ impl FsFile for MemFile {
         Ok(())
     }
 
+    fn write_zeros(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        // Bytes past `data` are zeros already and cost no memory; only those inside it need
+        // clearing.
+        let mut node = lock(&self.node);
+        let start = (offset as usize).min(node.data.len());
+        let end = (offset.saturating_add(len) as usize).min(node.data.len());
+        node.data[start..end].fill(0);
+        node.len = node.len.max(offset.saturating_add(len) as usize);
+        Ok(())
+    }
+
     fn preallocate(&mut self, len: u64) -> io::Result<()> {
         let mut node = lock(&self.node);
         node.len = node.len.max(len as usize);

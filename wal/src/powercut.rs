@@ -112,6 +112,10 @@ impl FsFile for CutFile {
         self.cut.tick();
         self.inner.set_len(len)
     }
+    fn write_zeros(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        self.cut.tick();
+        self.inner.write_zeros(offset, len)
+    }
     fn preallocate(&mut self, len: u64) -> io::Result<()> {
         self.cut.tick();
         self.inner.preallocate(len)

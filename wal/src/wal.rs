@@ -77,7 +77,9 @@ pub struct WalOptions {
     /// holes on filesystems that support them, so they take no disk space, and recovery trims
     /// them off. Used only under [`RecoveryMode::PointInTime`]: a torn write over zeros
     /// looks like a damaged record, which the stricter modes refuse (RocksDB makes the same
-    /// choice for recycled logs). Default: true.
+    /// choice for recycled logs). Under `Always`, zeros are also written a step (256 KiB)
+    /// ahead of the records, so the filesystem allocates those blocks once per step rather
+    /// than in the fsync of every page's first record. Default: true.
     pub preallocate: bool,
 }
 

@@ -94,6 +94,9 @@ impl FsFile for GateFile {
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }
+    fn write_zeros(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.write_zeros(offset, len)
+    }
     fn preallocate(&mut self, len: u64) -> io::Result<()> {
         self.inner.preallocate(len)
     }
