@@ -234,10 +234,22 @@ fn a_log_with_a_long_interval_closes_at_once() {
 
 #[test]
 fn no_waiter_is_left_parked_under_heavy_contention() {
-    // A lost wake-up would hang this test; every thread must come back with its LSN durable.
+    contend(WalOptions::default());
+}
+
+#[test]
+fn no_waiter_is_left_parked_when_every_wait_sleeps() {
+    contend(WalOptions {
+        group_commit_spin: std::time::Duration::ZERO,
+        ..WalOptions::default()
+    });
+}
+
+/// 24 threads appending durably at once. A lost wake-up would hang this; every thread must
+/// come back with its LSN durable.
+fn contend(options: WalOptions) {
     let fs = MemFs::new();
-    let wal =
-        Arc::new(Wal::open_with_fs(Arc::new(fs), common::DIR, WalOptions::default()).unwrap());
+    let wal = Arc::new(Wal::open_with_fs(Arc::new(fs), common::DIR, options).unwrap());
     let threads = 24;
     let per_thread = 300;
     std::thread::scope(|scope| {
