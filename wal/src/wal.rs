@@ -188,7 +188,7 @@ impl Wal {
             dir,
             append: Mutex::new(AppendState {
                 next_lsn: recovered.next_lsn,
-                buffer: Vec::with_capacity(options.write_buffer_size),
+                buffer: Vec::with_capacity(crate::writer::buffer_capacity(&options)),
                 buffer_first: recovered.next_lsn,
                 spare: Vec::new(),
             }),

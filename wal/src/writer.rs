@@ -43,6 +43,12 @@ const SPARE_BUFFERS: usize = 4;
 /// module docs): each step costs one fsync the writing of this many bytes.
 const ZERO_AHEAD: u64 = 256 << 10;
 
+/// Capacity of a new append buffer: the size that triggers a write, plus room for the record
+/// that crosses it, so that a buffer under `Never` is not reallocated (and copied) when full.
+pub(crate) fn buffer_capacity(options: &crate::WalOptions) -> usize {
+    options.write_buffer_size + options.write_buffer_size / 4
+}
+
 /// Encoded frames of whole batches, handed from the append side to the io side.
 #[derive(Debug)]
 pub(crate) struct Chunk {
@@ -171,7 +177,10 @@ impl Inner {
         if state.buffer.is_empty() {
             return None;
         }
-        let fresh = state.spare.pop().unwrap_or_default();
+        let fresh = state
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(buffer_capacity(&self.options)));
         let bytes = std::mem::replace(&mut state.buffer, fresh);
         let chunk = Chunk {
             bytes,
