@@ -41,5 +41,5 @@ pub use router::{Router, RouterBuilder};
 pub use tier::{EntryIter, Health, Tier, TierStats};
 pub use types::{
     escape_bytes, Change, Criticality, Entry, EntryKind, Key, Limits, Lsn, SeqNo, Value,
-    DEFAULT_MAX_VALUE_LEN, LATEST, MAX_KEY_LEN,
+    DEFAULT_MAX_VALUE_LEN, INLINE_KEY_LEN, LATEST, MAX_KEY_LEN,
 };

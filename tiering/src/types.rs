@@ -51,11 +51,73 @@ pub fn escape_bytes(bytes: &[u8], max_chars: usize) -> String {
 
 /// A key: 1 to [`MAX_KEY_LEN`] arbitrary bytes, ordered bytewise.
 ///
-/// Cloning is cheap (a reference-count bump), so keys can be shared between tiers, caches and
-/// change batches without copying. `Key: Borrow<[u8]>`, so maps keyed by `Key` can be queried
-/// with a plain `&[u8]`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key(Arc<[u8]>);
+/// Cloning is cheap, so keys can be shared between tiers, caches and change batches: a key of
+/// up to [`INLINE_KEY_LEN`] bytes is held in place, and a longer one is shared behind a
+/// reference count. `Key: Borrow<[u8]>` (equality, order and hash are those of the bytes), so
+/// maps keyed by `Key` can be queried with a plain `&[u8]`.
+///
+/// ```text
+///   short key (1..=22 bytes): | len u8 | bytes, zero-padded to 22 |     24 bytes, no allocation
+///   long key:                 | Arc<[u8]> pointer and length |         plus a shared buffer
+/// ```
+///
+/// Holding short keys in place matters for sorted maps such as the memtable: comparing two
+/// keys of a tree node then reads the node alone, where a pointer per key would cost a cache
+/// miss per comparison, and writing a key allocates nothing.
+#[derive(Clone)]
+pub struct Key(KeyRepr);
+
+/// Longest key held in place rather than behind a pointer.
+pub const INLINE_KEY_LEN: usize = 22;
+
+#[derive(Clone)]
+enum KeyRepr {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_KEY_LEN],
+    },
+    Shared(Arc<[u8]>),
+}
+
+impl KeyRepr {
+    fn of(bytes: &[u8]) -> KeyRepr {
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= INLINE_KEY_LEN => {
+                let mut inline = [0; INLINE_KEY_LEN];
+                inline[..bytes.len()].copy_from_slice(bytes);
+                KeyRepr::Inline { len, bytes: inline }
+            }
+            _ => KeyRepr::Shared(Arc::from(bytes)),
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+/// Hashes as the bytes do, as `Borrow<[u8]>` requires.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
 
 impl Key {
     /// Makes a key from `bytes`, rejecting an empty key ([`Error::EmptyKey`]) and one longer than
@@ -63,7 +125,7 @@ impl Key {
     pub fn new(bytes: impl AsRef<[u8]>) -> Result<Self, Error> {
         let bytes = bytes.as_ref();
         Self::validate(bytes)?;
-        Ok(Key(Arc::from(bytes)))
+        Ok(Key(KeyRepr::of(bytes)))
     }
 
     /// Checks that `bytes` would make a valid key, without building one.
@@ -82,26 +144,29 @@ impl Key {
 
     /// The key's bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            KeyRepr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            KeyRepr::Shared(bytes) => bytes,
+        }
     }
 
     /// Builds a key from bytes the caller has already shown to be valid (range bounds derived
     /// from valid keys), so that construction needs no fallible path.
     pub(crate) fn from_valid(bytes: &[u8]) -> Self {
         debug_assert!(Key::validate(bytes).is_ok());
-        Key(Arc::from(bytes))
+        Key(KeyRepr::of(bytes))
     }
 }
 
 impl Borrow<[u8]> for Key {
     fn borrow(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
     }
 }
 
 impl AsRef<[u8]> for Key {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
     }
 }
 
@@ -116,7 +181,10 @@ impl TryFrom<Vec<u8>> for Key {
     type Error = Error;
     fn try_from(bytes: Vec<u8>) -> Result<Self, Error> {
         Key::validate(&bytes)?;
-        Ok(Key(Arc::from(bytes)))
+        if bytes.len() <= INLINE_KEY_LEN {
+            return Ok(Key(KeyRepr::of(&bytes)));
+        }
+        Ok(Key(KeyRepr::Shared(Arc::from(bytes))))
     }
 }
 
@@ -129,14 +197,14 @@ impl TryFrom<&str> for Key {
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key(\"{}\")", escape_bytes(&self.0, SHOWN_CHARS))
+        write!(f, "Key(\"{}\")", escape_bytes(self.as_bytes(), SHOWN_CHARS))
     }
 }
 
 /// Shows the key escaped and truncated, as in error messages.
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&escape_bytes(&self.0, SHOWN_CHARS))
+        f.write_str(&escape_bytes(self.as_bytes(), SHOWN_CHARS))
     }
 }
 
@@ -414,6 +482,54 @@ impl FromStr for Criticality {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    fn hash_of<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
+        use std::hash::{BuildHasher, RandomState};
+        // One fixed state for every call, so the hashes compare.
+        static STATE: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+        STATE.get_or_init(RandomState::new).hash_one(value)
+    }
+
+    proptest::proptest! {
+        /// Short keys are held in place and long ones shared; either way a key orders, equals
+        /// and hashes exactly as its bytes do, across the boundary between the two.
+        #[test]
+        fn keys_behave_as_their_bytes(
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..40),
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..40),
+        ) {
+            let (ka, kb) = (Key::new(&a).unwrap(), Key::new(&b).unwrap());
+            proptest::prop_assert_eq!(ka.as_bytes(), &a[..]);
+            proptest::prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            proptest::prop_assert_eq!(ka == kb, a == b);
+            proptest::prop_assert_eq!(hash_of(&ka), hash_of(&a[..]));
+            let from_vec = Key::try_from(a.clone()).unwrap();
+            proptest::prop_assert_eq!(&from_vec, &ka);
+            let copy = from_vec.clone();
+            proptest::prop_assert_eq!(copy.as_bytes(), &a[..]);
+        }
+    }
+
+    #[test]
+    fn keys_at_the_inline_boundary_keep_their_bytes_and_order() {
+        let longest_inline = Key::new([7u8; INLINE_KEY_LEN]).unwrap();
+        let shortest_shared = Key::new([7u8; INLINE_KEY_LEN + 1]).unwrap();
+        assert!(matches!(longest_inline.0, KeyRepr::Inline { .. }));
+        assert!(matches!(shortest_shared.0, KeyRepr::Shared(_)));
+        assert!(longest_inline < shortest_shared);
+        assert_eq!(shortest_shared.as_bytes().len(), INLINE_KEY_LEN + 1);
+        // Trailing zeros are bytes, not padding.
+        let padded = Key::new(b"ab\0").unwrap();
+        let short = Key::new(b"ab").unwrap();
+        assert!(short < padded);
+        assert_ne!(short, padded);
+        assert_eq!(padded.as_bytes(), b"ab\0");
+        let mut map = BTreeMap::new();
+        map.insert(shortest_shared.clone(), 1);
+        map.insert(longest_inline.clone(), 2);
+        assert_eq!(map.get(&[7u8; INLINE_KEY_LEN][..]), Some(&2));
+        assert_eq!(map.get(&[7u8; INLINE_KEY_LEN + 1][..]), Some(&1));
+    }
 
     #[test]
     fn key_validation() {
