@@ -17,8 +17,10 @@ use crate::versions::{Stamp, Version, Versions};
 /// batch stays atomic for them through its commit stamp.
 const WRITE_CHUNK: usize = 256;
 
-/// Bytes charged per distinct key on top of the key's own bytes: the map slot (key handle and
-/// inline newest version), the key's reference counts and a share of the tree node.
+/// Bytes charged per distinct key on top of the key's own bytes: the map slot (the key, which
+/// holds a short key's bytes in place, and the inline newest version), a long key's
+/// reference counts and a share of the tree node. A short key's bytes are thus counted
+/// twice, which errs on the side of flushing early.
 pub(crate) const KEY_OVERHEAD: u64 = (size_of::<Key>() + size_of::<Versions>() + 32) as u64;
 
 /// Bytes charged per version on top of its value's bytes: the version record and the value's

@@ -57,8 +57,9 @@ pub fn escape_bytes(bytes: &[u8], max_chars: usize) -> String {
 /// maps keyed by `Key` can be queried with a plain `&[u8]`.
 ///
 /// ```text
-///   short key (1..=22 bytes): | len u8 | bytes, zero-padded to 22 |     24 bytes, no allocation
-///   long key:                 | Arc<[u8]> pointer and length |         plus a shared buffer
+///   short key (1..=22 bytes): | tag | len u8 | bytes, zero-padded to 22 |  24 bytes, no allocation
+///   long key:                 | tag | Arc<[u8]> pointer and length |      24 bytes, plus a
+///                                                                         shared buffer
 /// ```
 ///
 /// Holding short keys in place matters for sorted maps such as the memtable: comparing two
@@ -69,6 +70,9 @@ pub struct Key(KeyRepr);
 
 /// Longest key held in place rather than behind a pointer.
 pub const INLINE_KEY_LEN: usize = 22;
+
+// The layout drawn above: a short key fills the size a long key's pointer needs anyway.
+const _: () = assert!(std::mem::size_of::<Key>() == 24);
 
 #[derive(Clone)]
 enum KeyRepr {

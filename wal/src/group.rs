@@ -196,7 +196,9 @@ impl CommitQueue {
         if self.returning.load(Ordering::SeqCst) == 0 {
             return;
         }
-        let deadline = Instant::now() + patience;
+        let start = Instant::now();
+        let deadline = start + patience;
+        let stop_yielding = start + self.spin;
         *lock(&self.gatherer) = Some(thread::current());
         // Either the last appender sees `gathering` and wakes this thread, or this thread
         // sees `returning` at zero: both sides store before they load (SeqCst).
@@ -206,10 +208,10 @@ impl CommitQueue {
             if now >= deadline {
                 break;
             }
-            if self.spin.is_zero() {
-                thread::park_timeout(deadline - now);
-            } else {
+            if now < stop_yielding {
                 thread::yield_now();
+            } else {
+                thread::park_timeout(deadline - now);
             }
         }
         self.gathering.store(false, Ordering::SeqCst);

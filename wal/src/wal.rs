@@ -79,11 +79,12 @@ pub struct WalOptions {
     /// looks like a damaged record, which the stricter modes refuse (RocksDB makes the same
     /// choice for recycled logs). Under `Always`, zeros are also written a step (256 KiB)
     /// ahead of the records, so the filesystem allocates those blocks once per step rather
-    /// than in the fsync of every page's first record. Default: true.
+    /// than in the fsync of every page's first record; that step does take disk space.
+    /// Default: true.
     pub preallocate: bool,
-    /// Under `Always`, how long a thread waiting in a group commit checks for its turn with
-    /// the CPU yielded between checks before it sleeps: one waiter at a time, and the leader
-    /// gathering the writers its last fsync released. Waking a sleeping thread on an idle CPU
+    /// How long a thread waiting for a group commit (an append under `Always`, or a `sync`)
+    /// checks for its turn with the CPU yielded between checks before it sleeps: one waiter at
+    /// a time, and the leader gathering the writers its last fsync released. Waking a sleeping thread on an idle CPU
     /// can take tens of microseconds on a virtual machine, a sizeable part of a fast fsync;
     /// this spends CPU time to save it. Zero makes every wait sleep. Default: 250 µs.
     pub group_commit_spin: Duration,
@@ -244,8 +245,8 @@ impl Wal {
 
     /// The bytes the log's files hold up to their last record: the file being appended to
     /// counts as far as its records go, not its preallocated length. (On a filesystem with
-    /// holes the zeros take no space either; this is the figure for accounting.) A file that
-    /// cannot be read counts as empty.
+    /// holes most of the zeros take no space; under `Always` the step written ahead does.)
+    /// A file that cannot be read counts as empty.
     pub fn record_bytes(&self) -> u64 {
         let io = lock(&self.inner.io);
         io.files

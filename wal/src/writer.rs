@@ -12,8 +12,8 @@
 //! appends wait for the disk); its handle is kept and the next sync fsyncs it before the
 //! active file. Chunks stay in memory until then, up to `retain_unsynced_bytes`.
 //!
-//! Under `Always`, a preallocated file also has zeros written ahead of its records, in steps
-//! of [`ZERO_AHEAD`]: a hole the size grew over has no disk blocks, and the first fsync of a
+//! Under `Always`, a preallocated file also has zeros written ahead of its records after an
+//! fsync, in steps of [`ZERO_AHEAD`]: a hole the size grew over has no disk blocks, and the first fsync of a
 //! page there must also allocate its block and commit that to the filesystem's journal.
 //! Written zeros move that cost to one fsync per step instead of one per page; under steady
 //! group commit it made fsyncs about a third cheaper on ext4.
@@ -40,13 +40,19 @@ use crate::SyncPolicy;
 const SPARE_BUFFERS: usize = 4;
 
 /// How far past the end of its records a file under `Always` has zeros written (see the
-/// module docs): each step costs one fsync the writing of this many bytes.
+/// module docs). Each step adds this many bytes to one fsync, and saves a journal commit in
+/// the fsyncs of the pages it covers.
 const ZERO_AHEAD: u64 = 256 << 10;
 
-/// Capacity of a new append buffer: the size that triggers a write, plus room for the record
-/// that crosses it, so that a buffer under `Never` is not reallocated (and copied) when full.
+/// Largest buffer allocated up front, whatever `write_buffer_size` says.
+const MAX_BUFFER_CAPACITY: usize = 16 << 20;
+
+/// Capacity of a new append buffer: the size that triggers a write, plus room for a record
+/// of up to a quarter of it crossing that size, so that a buffer under `Never` is usually
+/// not reallocated (and copied) when full.
 pub(crate) fn buffer_capacity(options: &crate::WalOptions) -> usize {
-    options.write_buffer_size + options.write_buffer_size / 4
+    let size = options.write_buffer_size;
+    size.saturating_add(size / 4).min(MAX_BUFFER_CAPACITY)
 }
 
 /// Encoded frames of whole batches, handed from the append side to the io side.
@@ -69,16 +75,20 @@ pub(crate) struct OpenFile {
 }
 
 impl OpenFile {
-    /// Writes zeros from the end of what is written to `ZERO_AHEAD` past `upto`, within the
-    /// file's first `limit` bytes. Only a speed-up: the file reads as zeros there anyway, so
-    /// a failure just ends it for this file, and any damage it did to the file's pages is
-    /// reported by the next fsync like that of any other write.
-    fn zero_ahead(&mut self, upto: u64, limit: u64) {
-        if upto <= self.zeroed {
+    /// Once less than half a step of written zeros is left past the records, writes zeros
+    /// from there to [`ZERO_AHEAD`] past the records, within the file's first `limit` bytes.
+    ///
+    /// Called right after an fsync, when the file holds nothing unsynced: on some
+    /// filesystems a failed write clears the error a later fsync would have reported, and
+    /// then it can hide no record. Only a speed-up: the file reads as zeros there anyway, so a
+    /// failure ends it for this file, and any damage to the file's pages surfaces in the next
+    /// fsync like that of any other write.
+    fn zero_ahead(&mut self, limit: u64) {
+        if self.len.saturating_add(ZERO_AHEAD / 2) <= self.zeroed {
             return;
         }
         let from = self.zeroed.max(self.len);
-        let to = upto.saturating_add(ZERO_AHEAD).min(limit);
+        let to = self.len.saturating_add(ZERO_AHEAD).min(limit);
         if to <= from || self.file.write_zeros(from, to - from).is_err() {
             self.zeroed = u64::MAX;
             return;
@@ -214,7 +224,6 @@ impl Inner {
                 }
             }
         }
-        let zero_ahead = self.preallocates() && self.options.sync_policy == SyncPolicy::Always;
         while io.written < io.pending.len() {
             if io.active.is_none() {
                 let first = io.pending[io.written].first;
@@ -222,10 +231,6 @@ impl Inner {
             }
             let chunk = &io.pending[io.written];
             if let Some(active) = io.active.as_mut() {
-                if zero_ahead {
-                    let upto = active.len + chunk.bytes.len() as u64;
-                    active.zero_ahead(upto, self.options.max_file_size);
-                }
                 active
                     .file
                     .append(&chunk.bytes)
@@ -237,6 +242,11 @@ impl Inner {
         }
         if sync && io.synced < io.flushed {
             self.fsync_files(io)?;
+            if self.preallocates() && self.options.sync_policy == SyncPolicy::Always {
+                if let Some(active) = io.active.as_mut() {
+                    active.zero_ahead(self.options.max_file_size);
+                }
+            }
         } else {
             self.release_over_budget(io);
         }
@@ -332,7 +342,7 @@ impl Inner {
         for chunk in io.pending.drain(..count) {
             io.pending_bytes -= chunk.bytes.len();
             if state.spare.len() < SPARE_BUFFERS
-                && chunk.bytes.capacity() <= self.options.write_buffer_size * 2
+                && chunk.bytes.capacity() <= self.options.write_buffer_size.saturating_mul(2)
             {
                 let mut bytes = chunk.bytes;
                 bytes.clear();

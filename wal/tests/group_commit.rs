@@ -245,8 +245,9 @@ fn no_waiter_is_left_parked_when_every_wait_sleeps() {
     });
 }
 
-/// 24 threads appending durably at once. A lost wake-up would hang this; every thread must
-/// come back with its LSN durable.
+/// 24 threads appending durably at once; every thread must come back with its LSN durable.
+/// A lost wake-up costs a waiter only the 50 ms park backstop, so this cannot catch one; it
+/// catches a waiter that never returns or returns before its LSN is durable.
 fn contend(options: WalOptions) {
     let fs = MemFs::new();
     let wal = Arc::new(Wal::open_with_fs(Arc::new(fs), common::DIR, options).unwrap());
