@@ -56,8 +56,9 @@ pub(crate) struct CommitQueue {
     state: Mutex<QueueState>,
     /// How long a watcher or a gathering leader yields before it sleeps; zero: never.
     spin: Duration,
-    /// Mirror of `QueueState::leader_active`, for the watcher to read without the lock.
-    leader_busy: AtomicBool,
+    /// A sync is running. Set and cleared only under the `state` lock, which makes its
+    /// check-and-set atomic; read without the lock by the watcher.
+    leader_active: AtomicBool,
     /// A waiter is watching (see [`CommitQueue::watch`]).
     watching: AtomicBool,
     /// Appenders the last sync released (its leader included) that have not appended since.
@@ -69,7 +70,6 @@ pub(crate) struct CommitQueue {
 
 #[derive(Debug, Default)]
 struct QueueState {
-    leader_active: bool,
     waiters: Vec<Waiter>,
     next_ticket: u64,
     /// Covered waiters still to be woken, each by the one before it.
@@ -121,9 +121,8 @@ impl CommitQueue {
                 }
                 return Turn::Done;
             }
-            if !queue.leader_active {
-                queue.leader_active = true;
-                self.leader_busy.store(true, Ordering::SeqCst);
+            if !self.leader_active.load(Ordering::SeqCst) {
+                self.leader_active.store(true, Ordering::SeqCst);
                 return Turn::Lead(Leadership {
                     queue: self,
                     synced,
@@ -159,7 +158,7 @@ impl CommitQueue {
         }
         let deadline = Instant::now() + self.spin;
         let turn = loop {
-            if synced.load(Ordering::Acquire) >= lsn || !self.leader_busy.load(Ordering::SeqCst) {
+            if synced.load(Ordering::Acquire) >= lsn || !self.leader_active.load(Ordering::SeqCst) {
                 break true;
             }
             if Instant::now() >= deadline {
@@ -223,8 +222,7 @@ impl CommitQueue {
     /// are counted as coming back; after a failed one, nobody is waited for.
     fn finish(&self, synced: Lsn, succeeded: bool, leader_appended: bool) {
         let mut queue = self.lock();
-        queue.leader_active = false;
-        self.leader_busy.store(false, Ordering::SeqCst);
+        self.leader_active.store(false, Ordering::SeqCst);
         let mut next_leader = None;
         let mut covered = Vec::new();
         let mut appenders = usize::from(leader_appended);
