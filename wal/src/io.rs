@@ -256,7 +256,9 @@ impl FsFile for StdFile {
     fn write_zeros(&mut self, offset: u64, len: u64) -> io::Result<()> {
         static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
         let mut at = offset;
-        let end = offset + len;
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "zero range past 2^64"))?;
         while at < end {
             let n = (end - at).min(ZEROS.len() as u64) as usize;
             self.file.write_all_at(&ZEROS[..n], at)?;

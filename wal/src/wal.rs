@@ -84,9 +84,10 @@ pub struct WalOptions {
     pub preallocate: bool,
     /// How long a thread waiting for a group commit (an append under `Always`, or a `sync`)
     /// checks for its turn with the CPU yielded between checks before it sleeps: one waiter at
-    /// a time, and the leader gathering the writers its last fsync released. Waking a sleeping thread on an idle CPU
-    /// can take tens of microseconds on a virtual machine, a sizeable part of a fast fsync;
-    /// this spends CPU time to save it. Zero makes every wait sleep. Default: 250 µs.
+    /// a time, and the leader gathering the writers its last fsync released. Waking a
+    /// sleeping thread on an idle CPU can take tens of microseconds on a virtual machine, a
+    /// sizeable part of a fast fsync; this spends CPU time to save it. Zero makes every wait
+    /// sleep. Default: 250 µs.
     pub group_commit_spin: Duration,
 }
 

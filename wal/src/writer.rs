@@ -13,10 +13,11 @@
 //! active file. Chunks stay in memory until then, up to `retain_unsynced_bytes`.
 //!
 //! Under `Always`, a preallocated file also has zeros written ahead of its records after an
-//! fsync, in steps of [`ZERO_AHEAD`]: a hole the size grew over has no disk blocks, and the first fsync of a
-//! page there must also allocate its block and commit that to the filesystem's journal.
-//! Written zeros move that cost to one fsync per step instead of one per page; under steady
-//! group commit it made fsyncs about a third cheaper on ext4.
+//! fsync, in steps of [`ZERO_AHEAD`]. A hole the size grew over has no disk blocks, so the
+//! first fsync of a page there must also allocate its block and write that allocation out
+//! (a journal commit, or the inode and bitmap blocks without a journal). Written zeros move
+//! that cost to one fsync per step instead of one per page; under steady group commit it
+//! made the median fsync about a quarter cheaper on ext4.
 //!
 //! When a write or fsync fails, every file holding only non-durable records is removed and
 //! the pending chunks are written into a fresh file named by the first non-durable LSN; the
@@ -40,8 +41,8 @@ use crate::SyncPolicy;
 const SPARE_BUFFERS: usize = 4;
 
 /// How far past the end of its records a file under `Always` has zeros written (see the
-/// module docs). Each step adds this many bytes to one fsync, and saves a journal commit in
-/// the fsyncs of the pages it covers.
+/// module docs). Each step adds this many bytes to one fsync, and saves the fsyncs of the
+/// pages it covers from writing out a block allocation.
 const ZERO_AHEAD: u64 = 256 << 10;
 
 /// Largest buffer allocated up front, whatever `write_buffer_size` says.
