@@ -185,10 +185,8 @@ impl TryFrom<Vec<u8>> for Key {
     type Error = Error;
     fn try_from(bytes: Vec<u8>) -> Result<Self, Error> {
         Key::validate(&bytes)?;
-        if bytes.len() <= INLINE_KEY_LEN {
-            return Ok(Key(KeyRepr::of(&bytes)));
-        }
-        Ok(Key(KeyRepr::Shared(Arc::from(bytes))))
+        // Turning a Vec into an Arc<[u8]> copies it anyway.
+        Ok(Key(KeyRepr::of(&bytes)))
     }
 }
 
