@@ -12,8 +12,8 @@
 //! the SHA-1 of the key in hex; `~` never appears in a plain name, so the two cannot collide.
 //! Such a blob carries the full key inside it.
 //!
-//! The state tree fans out one level by the key's CRC32: `state/<top 10 bits, 3 hex digits>/<name>`,
-//! 1,024 buckets (`000` to `3ff`), so a tree holds about 2,000 entries only at two million
+//! The state tree fans out one level by the key's CRC32:
+//! `state/<top 10 bits, 3 hex digits>/<name>`, 1,024 buckets (`000` to `3ff`), so a tree holds about 2,000 entries only at two million
 //! keys. One level, not two: a fold rewrites every bucket tree it touches, and with two levels
 //! of 256 nearly every key sat alone in its own leaf tree, so a fold wrote one tree object per
 //! changed key (at 26,000 keys the trees and their index entries outweighed most of the JSON

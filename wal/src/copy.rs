@@ -8,8 +8,8 @@
 //! [`Wal::checkpoint`] copies a live log. Under the I/O lock (so no write or removal is under
 //! way) it opens every file and notes its length; the copy then reads those prefixes while
 //! appends carry on (for the file being appended to, the length is where its records end, not
-//! its preallocated size). Files are append-only, so a prefix never changes, and an open handle keeps
-//! its file readable even if a truncation removes it meanwhile:
+//! its preallocated size). Files are append-only, so a prefix never changes, and an open
+//! handle keeps its file readable even if a truncation removes it meanwhile:
 //!
 //! ```text
 //!   wal/00…001.wal  [ sealed ................ ]   copied whole
