@@ -252,6 +252,36 @@ pub(crate) fn decode_blob(repo: &Repository, id: Oid, path: &str) -> Result<code
     codec::decode(blob.content()).map_err(|detail| Error::corrupt(path, detail))
 }
 
+/// Checks that `state/` of `tree` has this layout's shape: only bucket trees named by three
+/// hex digits (`000` to `3ff`). Reads the root of `state/` only, so it is cheap enough for
+/// every head a store loads. Without it, a repository in another layout (the two-level
+/// `state/<2 hex>/<2 hex>/<name>` of earlier versions) would answer a read of a folded key
+/// with "absent" rather than an error.
+pub(crate) fn check_state_layout(repo: &Repository, tree: &Tree<'_>) -> Result<()> {
+    let Ok(state) = tree.get_path(Path::new("state")) else {
+        return Ok(());
+    };
+    if state.kind() != Some(ObjectType::Tree) {
+        return Err(Error::corrupt("state", "state/ is not a directory"));
+    }
+    let state = repo
+        .find_tree(state.id())
+        .map_err(|e| Error::git("read the state/ tree", e))?;
+    for bucket in state.iter() {
+        let name = bucket.name().unwrap_or_default();
+        let is_bucket = name.len() == 3
+            && u32::from_str_radix(name, 16).is_ok_and(|n| n < names::STATE_BUCKETS)
+            && name.bytes().all(|b| !b.is_ascii_uppercase());
+        if !is_bucket || bucket.kind() != Some(ObjectType::Tree) {
+            return Err(Error::corrupt(
+                format!("state/{name}"),
+                "not a bucket of this layout (state/<000 to 3ff>/<name>); a repository                  written in another layout, such as the two-level state/<2 hex>/<2 hex>/ of                  earlier versions, cannot be read by this one",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Calls `visit` with every key in `state/` of `tree`.
 pub(crate) fn for_each_state_key(
     repo: &Repository,

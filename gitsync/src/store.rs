@@ -581,6 +581,7 @@ pub(crate) fn mark_shared(repo: &Repository) -> Result<()> {
 fn load_head(path: &Path, state: &mut State, head: Oid, own: &str) -> Result<()> {
     let marks = read::own_marks(&state.repo, path, head, own)?;
     let tree = read::commit_tree(&state.repo, head)?;
+    read::check_state_layout(&state.repo, &tree)?;
     let (overlay, chunks) = read::load_chunks(&state.repo, &tree)?;
     state.watermark = marks.committed;
     state.state_lsn = marks.folded;

@@ -351,3 +351,52 @@ fn state_fans_out_one_level_and_a_key_in_the_wrong_bucket_is_damage() {
         "{text}"
     );
 }
+
+/// A repository in the two-level layout of earlier versions (`state/<aa>/<bb>/<name>`) is
+/// refused at open with an error naming the layout, rather than answering reads of its
+/// folded keys with "absent".
+#[test]
+fn a_repository_in_the_old_two_level_layout_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cold.git");
+    let repo = git2::Repository::init_bare(&path).unwrap();
+    let blob = repo.blob(br#"{"value":1,"lsn":1}"#).unwrap();
+    let nest = |name: &str, id: git2::Oid, mode: i32| {
+        let mut builder = repo.treebuilder(None).unwrap();
+        builder.insert(name, id, mode).unwrap();
+        builder.write().unwrap()
+    };
+    let leaf = nest("task%3A1", blob, 0o100644);
+    let second = nest("cd", leaf, 0o040000);
+    let first = nest("ab", second, 0o040000);
+    let root = nest("state", first, 0o040000);
+    let tree = repo.find_tree(root).unwrap();
+    let who = git2::Signature::new("old", "old@example.invalid", &git2::Time::new(0, 0)).unwrap();
+    repo.commit(
+        Some("refs/heads/main"),
+        &who,
+        &who,
+        "old layout",
+        &tree,
+        &[],
+    )
+    .unwrap();
+    repo.set_head("refs/heads/main").unwrap();
+    drop(tree);
+    drop(repo);
+
+    let opened = strata_gitsync::ColdStore::open(
+        &path,
+        strata_gitsync::ColdOptions {
+            writer_id: Some("wtest".into()),
+            ..strata_gitsync::ColdOptions::default()
+        },
+        std::sync::Arc::new(strata_tiering::clock::ManualClock::new(1_700_000_000_000)),
+    );
+    let error = opened
+        .map(drop)
+        .expect_err("the old layout is refused")
+        .to_string();
+    assert!(error.contains("state/ab"), "{error}");
+    assert!(error.contains("layout"), "{error}");
+}
