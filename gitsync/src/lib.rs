@@ -39,6 +39,7 @@ mod packfile;
 mod read;
 mod remote;
 pub mod repo;
+mod staging;
 pub mod store;
 mod tier;
 mod transport;

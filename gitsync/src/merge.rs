@@ -210,7 +210,7 @@ impl ColdStore {
             for (path, blob) in &edits {
                 match blob {
                     Some(id) => stage.upsert(path, *id)?,
-                    None => stage.remove(path),
+                    None => stage.remove(path)?,
                 }
             }
             Ok(())

@@ -1,9 +1,10 @@
-//! Writing a commit's new objects as one git pack file, neither deltified nor compressed.
+//! Writing a commit's new objects as one git pack file and its index, both by hand.
 //!
 //! A commit's pack is short-lived: the next repack folds it into a compressed pack with deltas.
 //! Until then it must be cheap to write, so it skips libgit2's pack builder (a delta search
-//! over every object, then compression) and is written directly in git's pack format,
-//! version 2, with each object in zlib's stored form:
+//! over every object, then compression) and its indexer (which inflates and hashes every
+//! object a second time). The pack is git's format, version 2, with each object in zlib's
+//! stored form:
 //!
 //! ```text
 //!   "PACK" | version u32 BE = 2 | object count u32 BE
@@ -12,24 +13,66 @@
 //!             bits 3-0 = size bits 0-3; each further byte adds 7 size bits, low bits first
 //!     body    the object's content (without git's "<type> <size>\0" prefix) as a zlib
 //!             stream of stored deflate blocks (see `store`)
-//!   trailer  SHA-1 of everything above (20 bytes)
+//!   trailer  SHA-1 of everything above (20 bytes); the file is named pack-<its hex>.pack
 //! ```
 //!
-//! libgit2's indexer then checks it, computes every object id and writes the `.idx`.
+//! The index beside it is git's version 2 `.idx`:
+//!
+//! ```text
+//!   0xff 't' 'O' 'c' | version u32 BE = 2
+//!   fan-out  256 × u32 BE: entry i counts the objects whose id's first byte is <= i
+//!   ids      20 bytes each, ascending
+//!   CRC32    u32 BE each, of the object's bytes in the pack (header and body), in id order
+//!   offsets  u32 BE each, in id order; bit 31 set means "bits 0-30 index the next table"
+//!   large    u64 BE offsets of objects past 2 GiB
+//!   trailer  the pack's SHA-1, then the SHA-1 of everything above in this file
+//! ```
+//!
+//! The ids are the objects' git ids, computed by the caller with libgit2's collision-detecting
+//! SHA-1 (`Oid::hash_object`); only the two file checksums are computed here.
 
-use git2::ObjectType;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-/// Builds a pack holding `objects` as they are.
+use git2::{ObjectType, Oid};
+use sha1::{Digest, Sha1};
+
+use crate::error::{Error, Result};
+
+/// A pack built in memory, with what its index needs.
+pub struct Pack {
+    /// The whole `.pack` file.
+    pub bytes: Vec<u8>,
+    /// Each object's id, offset in `bytes` and CRC32 of its packed bytes, in packing order.
+    entries: Vec<(Oid, u64, u32)>,
+    checksum: [u8; 20],
+}
+
+impl Pack {
+    /// `pack-<hex of the trailer>`, git's name for it.
+    pub fn name(&self) -> String {
+        let mut name = String::with_capacity(45);
+        name.push_str("pack-");
+        for byte in self.checksum {
+            name.push_str(&format!("{byte:02x}"));
+        }
+        name
+    }
+}
+
+/// Builds a pack holding `objects` (kind, id, content) as they are.
 pub fn build<'a>(
-    objects: impl ExactSizeIterator<Item = (ObjectType, &'a [u8])>,
-) -> std::io::Result<Vec<u8>> {
+    objects: impl ExactSizeIterator<Item = (ObjectType, Oid, &'a [u8])>,
+) -> std::io::Result<Pack> {
     let mut pack = Vec::new();
     pack.extend_from_slice(b"PACK");
     pack.extend_from_slice(&2u32.to_be_bytes());
     let count = u32::try_from(objects.len())
         .map_err(|_| std::io::Error::other("more objects than a pack can count"))?;
     pack.extend_from_slice(&count.to_be_bytes());
-    for (kind, data) in objects {
+    let mut entries = Vec::with_capacity(objects.len());
+    for (kind, id, data) in objects {
         let type_bits: u8 = match kind {
             ObjectType::Commit => 1,
             ObjectType::Tree => 2,
@@ -37,6 +80,7 @@ pub fn build<'a>(
             ObjectType::Tag => 4,
             other => return Err(std::io::Error::other(format!("cannot pack a {other:?}"))),
         };
+        let start = pack.len();
         let mut size = data.len() as u64;
         let mut byte = (type_bits << 4) | (size & 0x0f) as u8;
         size >>= 4;
@@ -47,10 +91,115 @@ pub fn build<'a>(
         }
         pack.push(byte);
         store(data, &mut pack);
+        entries.push((id, start as u64, crc32fast::hash(&pack[start..])));
     }
-    let digest = sha1_smol::Sha1::from(&pack).digest().bytes();
-    pack.extend_from_slice(&digest);
-    Ok(pack)
+    let checksum: [u8; 20] = Sha1::digest(&pack).into();
+    pack.extend_from_slice(&checksum);
+    Ok(Pack {
+        bytes: pack,
+        entries,
+        checksum,
+    })
+}
+
+/// The version 2 `.idx` file for `pack`.
+pub fn index(pack: &Pack) -> Vec<u8> {
+    let mut sorted: Vec<&(Oid, u64, u32)> = pack.entries.iter().collect();
+    sorted.sort_by_key(|(id, _, _)| *id);
+    sorted.dedup_by_key(|(id, _, _)| *id);
+    let mut idx = Vec::with_capacity(8 + 1024 + sorted.len() * 28 + 40);
+    idx.extend_from_slice(&[0xff, b't', b'O', b'c']);
+    idx.extend_from_slice(&2u32.to_be_bytes());
+    let mut fanout = [0u32; 256];
+    for (id, _, _) in &sorted {
+        fanout[usize::from(id.as_bytes()[0])] += 1;
+    }
+    let mut running = 0u32;
+    for count in fanout {
+        running += count;
+        idx.extend_from_slice(&running.to_be_bytes());
+    }
+    for (id, _, _) in &sorted {
+        idx.extend_from_slice(id.as_bytes());
+    }
+    for (_, _, crc) in &sorted {
+        idx.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut large = Vec::new();
+    for (_, offset, _) in &sorted {
+        match u32::try_from(*offset).ok().filter(|o| o & 0x8000_0000 == 0) {
+            Some(small) => idx.extend_from_slice(&small.to_be_bytes()),
+            None => {
+                let slot = 0x8000_0000 | large.len() as u32;
+                idx.extend_from_slice(&slot.to_be_bytes());
+                large.push(*offset);
+            }
+        }
+    }
+    for offset in large {
+        idx.extend_from_slice(&offset.to_be_bytes());
+    }
+    idx.extend_from_slice(&pack.checksum);
+    let own: [u8; 20] = Sha1::digest(&idx).into();
+    idx.extend_from_slice(&own);
+    idx
+}
+
+/// Writes `pack` and its index into `pack_dir` durably, and returns the pack's path.
+///
+/// ```text
+///   pack-<hex>.pack       written, fsynced       (a pack without an index is ignored by readers)
+///   pack-<hex>.idx.tmp    written, fsynced, renamed to pack-<hex>.idx
+///   pack_dir              fsynced
+/// ```
+///
+/// Readers look for `.idx` files, so the pack becomes visible all at once, complete. A failure
+/// removes what was written; a crash may leave a `.pack` without an index (or a `.idx.tmp`),
+/// which no reader sees and the next repack removes.
+pub fn install(pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
+    let name = pack.name();
+    let pack_path = pack_dir.join(format!("{name}.pack"));
+    let idx_path = pack_dir.join(format!("{name}.idx"));
+    let tmp_path = pack_dir.join(format!("{name}.idx.tmp"));
+    if idx_path.exists() {
+        // The same objects in the same order: already installed and durable.
+        return Ok(pack_path);
+    }
+    let index = index(pack);
+    let written = (|| {
+        write_durably(&pack_path, &pack.bytes, "write pack")?;
+        write_durably(&tmp_path, &index, "write pack index")?;
+        std::fs::rename(&tmp_path, &idx_path).map_err(|source| Error::Io {
+            op: "install pack index",
+            path: idx_path.clone(),
+            source,
+        })?;
+        File::open(pack_dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|source| Error::Io {
+                op: "fsync",
+                path: pack_dir.to_path_buf(),
+                source,
+            })
+    })();
+    if written.is_err() {
+        // Best effort: whatever is left is invisible to readers and removed by a repack.
+        for leftover in [&idx_path, &tmp_path, &pack_path] {
+            let _ = std::fs::remove_file(leftover);
+        }
+    }
+    written.map(|()| pack_path)
+}
+
+fn write_durably(path: &Path, bytes: &[u8], op: &'static str) -> Result<()> {
+    let io = |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::create(path).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_data().map_err(io)
 }
 
 /// Appends `data` to `out` as one zlib stream of stored (uncompressed) deflate blocks.
@@ -78,18 +227,9 @@ fn store(data: &[u8], out: &mut Vec<u8>) {
 }
 
 fn adler32(data: &[u8]) -> u32 {
-    const MOD: u32 = 65_521;
-    // 5,552 bytes is the most that can be summed before `b` could overflow a u32.
-    let (mut a, mut b) = (1u32, 0u32);
-    for chunk in data.chunks(5_552) {
-        for &byte in chunk {
-            a += u32::from(byte);
-            b += a;
-        }
-        a %= MOD;
-        b %= MOD;
-    }
-    (b << 16) | a
+    let mut hash = simd_adler32::Adler32::new();
+    hash.write(data);
+    hash.finish()
 }
 
 #[cfg(test)]
@@ -117,14 +257,91 @@ mod tests {
         let repo = git2::Repository::init_bare(dir.path()).unwrap();
         let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let blobs: Vec<&[u8]> = vec![b"", b"{\"a\":1}", &big];
-        let pack = build(blobs.iter().map(|b| (ObjectType::Blob, *b))).unwrap();
+        let ids: Vec<Oid> = blobs
+            .iter()
+            .map(|b| Oid::hash_object(ObjectType::Blob, b).unwrap())
+            .collect();
+        let pack = build(
+            blobs
+                .iter()
+                .zip(&ids)
+                .map(|(b, id)| (ObjectType::Blob, *id, *b)),
+        )
+        .unwrap();
         let odb = repo.odb().unwrap();
         let mut writer = odb.packwriter().unwrap();
-        writer.write_all(&pack).unwrap();
+        writer.write_all(&pack.bytes).unwrap();
         writer.commit().unwrap();
         for blob in blobs {
             let id = git2::Oid::hash_object(ObjectType::Blob, blob).unwrap();
             assert_eq!(repo.find_blob(id).unwrap().content(), blob);
         }
+    }
+
+    /// The hand-written index is byte for byte the one libgit2's indexer writes for the pack.
+    #[test]
+    fn index_matches_libgit2s() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(dir.path()).unwrap();
+        let contents: Vec<Vec<u8>> = (0..600u32)
+            .map(|i| {
+                format!("{{\"n\":{i}}}")
+                    .repeat(1 + (i as usize % 7))
+                    .into_bytes()
+            })
+            .collect();
+        let ids: Vec<Oid> = contents
+            .iter()
+            .map(|c| Oid::hash_object(ObjectType::Blob, c).unwrap())
+            .collect();
+        let pack = build(
+            contents
+                .iter()
+                .zip(&ids)
+                .map(|(c, id)| (ObjectType::Blob, *id, c.as_slice())),
+        )
+        .unwrap();
+        let odb = repo.odb().unwrap();
+        let mut writer = odb.packwriter().unwrap();
+        writer.write_all(&pack.bytes).unwrap();
+        writer.commit().unwrap();
+        let theirs = std::fs::read(
+            dir.path()
+                .join("objects/pack")
+                .join(format!("{}.idx", pack.name())),
+        )
+        .unwrap();
+        assert_eq!(index(&pack), theirs);
+    }
+
+    #[test]
+    fn an_installed_pack_is_found_by_a_fresh_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(dir.path()).unwrap();
+        let blob: &[u8] = b"installed";
+        let id = Oid::hash_object(ObjectType::Blob, blob).unwrap();
+        let pack = build([(ObjectType::Blob, id, blob)].into_iter()).unwrap();
+        let pack_dir = dir.path().join("objects/pack");
+        let path = install(&pack_dir, &pack).unwrap();
+        assert!(path.exists());
+        assert!(!pack_dir.join(format!("{}.idx.tmp", pack.name())).exists());
+        // Installing the same pack again is a no-op.
+        install(&pack_dir, &pack).unwrap();
+        assert_eq!(repo.find_blob(id).unwrap().content(), blob);
+        let fresh = git2::Repository::open_bare(dir.path()).unwrap();
+        assert_eq!(fresh.find_blob(id).unwrap().content(), blob);
+    }
+
+    #[test]
+    fn a_failed_install_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob: &[u8] = b"x";
+        let id = Oid::hash_object(ObjectType::Blob, blob).unwrap();
+        let pack = build([(ObjectType::Blob, id, blob)].into_iter()).unwrap();
+        // The pack directory is a file: the first write fails.
+        let not_a_dir = dir.path().join("pack");
+        std::fs::write(&not_a_dir, b"").unwrap();
+        assert!(install(&not_a_dir, &pack).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

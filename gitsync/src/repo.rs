@@ -1,7 +1,7 @@
 //! The bare repository: creating it, configuring it safely, and writing one commit as one pack.
 //!
 //! ```text
-//!   new objects of a commit ──► staging database (in memory) ──► one .pack + .idx (fsynced)
+//!   new objects of a commit ──► built in memory (`staging`) ──► one .pack + .idx (fsynced)
 //!                                                          │
 //!   refs/heads/main ──compare-and-swap──────────────────────┘ (only after the pack is durable)
 //! ```
@@ -10,20 +10,13 @@
 //! head with all its objects durable. Nothing is ever written through a work tree or an index,
 //! and no loose objects are produced.
 
-use std::io::Write;
 use std::os::raw::c_int;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-
-use git2::{
-    build::TreeUpdateBuilder, ErrorCode, FileMode, Odb, Oid, Repository, RepositoryInitOptions,
-    Signature,
-};
+use git2::{ErrorCode, Oid, Repository, RepositoryInitOptions, Signature};
 
 use crate::error::{Error, Result};
-use crate::packfile;
 
 /// The branch the cold tier commits to.
 pub const BRANCH: &str = "refs/heads/main";
@@ -187,246 +180,7 @@ pub struct NewCommit<'a> {
     pub signature: &'a Signature<'static>,
 }
 
-/// The edits of one commit, staged in memory.
-///
-/// New objects go to a private in-memory object database, never to the repository's own
-/// until they leave as one pack. That matters for speed as much as for tidiness: libgit2
-/// looks every new object up in the repository first, and a miss there rescans the pack
-/// directory — once per object. The staging database holds only the new objects and copies
-/// of the few existing trees the edits pass through, so its misses cost nothing.
-pub struct Staging<'r> {
-    real: &'r Repository,
-    repo: Repository,
-    updates: TreeUpdateBuilder,
-    /// Directories (`""` for the root) whose trees the edits change.
-    dirs: BTreeSet<String>,
-    /// Objects copied from the repository (not to be packed again).
-    copied: HashSet<Oid>,
-    /// New blobs.
-    blobs: HashSet<Oid>,
-}
-
-impl Staging<'_> {
-    /// Writes a new blob.
-    pub fn blob(&mut self, bytes: &[u8]) -> Result<Oid> {
-        let id = self
-            .repo
-            .blob(bytes)
-            .map_err(|e| Error::git("stage a blob", e))?;
-        self.blobs.insert(id);
-        Ok(id)
-    }
-
-    /// Sets `path` to blob `id` (a new blob, or one already in the repository).
-    pub fn upsert(&mut self, path: &str, id: Oid) -> Result<()> {
-        if !self.blobs.contains(&id) {
-            self.adopt(id)?;
-        }
-        self.touch(path);
-        self.updates.upsert(path, id, FileMode::Blob);
-        Ok(())
-    }
-
-    /// Removes `path`.
-    pub fn remove(&mut self, path: &str) {
-        self.touch(path);
-        self.updates.remove(path);
-    }
-
-    fn touch(&mut self, path: &str) {
-        let mut dir = path;
-        while let Some((parent, _)) = dir.rsplit_once('/') {
-            if !self.dirs.insert(parent.to_owned()) {
-                return;
-            }
-            dir = parent;
-        }
-        self.dirs.insert(String::new());
-    }
-
-    /// Copies an existing object into the staging database, so that new objects may refer to
-    /// it (libgit2 checks that referenced objects exist).
-    fn adopt(&mut self, id: Oid) -> Result<()> {
-        if self.copied.contains(&id) {
-            return Ok(());
-        }
-        let source = self
-            .real
-            .odb()
-            .map_err(|e| Error::git("open the object database", e))?;
-        let object = source
-            .read(id)
-            .map_err(|e| Error::git(format!("read object {id}"), e))?;
-        self.repo
-            .odb()
-            .and_then(|odb| odb.write(object.kind(), object.data()))
-            .map_err(|e| Error::git(format!("stage object {id}"), e))?;
-        self.copied.insert(id);
-        Ok(())
-    }
-}
-
-/// The ids of the trees at `dirs` (`""` for the root) inside `root`, for those that exist.
-///
-/// Each id is read from its parent tree's entry, and only parents are ever loaded: a fold
-/// touches thousands of leaf directories, and loading each one would cost a read, an inflate
-/// and a parse apiece for nothing.
-fn subtree_ids<'r>(
-    repo: &'r Repository,
-    root: &git2::Tree<'r>,
-    dirs: &BTreeSet<String>,
-) -> Result<HashMap<String, Oid>> {
-    let mut ids = HashMap::with_capacity(dirs.len());
-    let mut loaded: HashMap<&str, git2::Tree<'r>> = HashMap::new();
-    loaded.insert("", root.clone());
-    ids.insert(String::new(), root.id());
-    // Sorted order visits every parent before its children.
-    for dir in dirs.iter().filter(|d| !d.is_empty()) {
-        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir.as_str()));
-        if !loaded.contains_key(parent) {
-            let Some(&id) = ids.get(parent) else {
-                continue;
-            };
-            let tree = repo
-                .find_tree(id)
-                .map_err(|e| Error::git(format!("read tree {parent}"), e))?;
-            loaded.insert(parent, tree);
-        }
-        let Some(parent_tree) = loaded.get(parent) else {
-            continue;
-        };
-        if let Some(entry) = parent_tree.get_name(name) {
-            if entry.kind() == Some(git2::ObjectType::Tree) {
-                ids.insert(dir.clone(), entry.id());
-            }
-        }
-    }
-    Ok(ids)
-}
-
-/// Builds a commit whose tree is the parent's tree with `edit`'s changes, writes exactly its
-/// new objects as one fsynced pack, and moves `BRANCH` from `parent` to it. Returns its id.
-pub fn write_commit(
-    path: &Path,
-    commit: &NewCommit<'_>,
-    edit: impl FnOnce(&mut Staging<'_>) -> Result<()>,
-) -> Result<Oid> {
-    let real = Repository::open_bare(path).map_err(|e| Error::git("open for commit", e))?;
-    let odb = Odb::new().map_err(|e| Error::git("make a staging database", e))?;
-    odb.add_new_mempack_backend(1)
-        .map_err(|e| Error::git("add the in-memory pack", e))?;
-    let repo = Repository::from_odb(odb).map_err(|e| Error::git("make a staging database", e))?;
-    let mut stage = Staging {
-        real: &real,
-        repo,
-        updates: TreeUpdateBuilder::new(),
-        dirs: BTreeSet::new(),
-        copied: HashSet::new(),
-        blobs: HashSet::new(),
-    };
-    let base_tree = match commit.parent {
-        Some(parent) => Some(
-            real.find_commit(parent)
-                .and_then(|c| c.tree())
-                .map_err(|e| Error::git(format!("read commit {parent}"), e))?,
-        ),
-        None => None,
-    };
-    edit(&mut stage)?;
-    stage.dirs.insert(String::new());
-
-    // The trees the edits pass through, copied so the builder can rewrite them.
-    let base_id = match &base_tree {
-        Some(tree) => {
-            for id in subtree_ids(&real, tree, &stage.dirs)?.into_values() {
-                stage.adopt(id)?;
-            }
-            tree.id()
-        }
-        None => stage
-            .repo
-            .treebuilder(None)
-            .and_then(|b| b.write())
-            .map_err(|e| Error::git("write the empty tree", e))?,
-    };
-    for id in commit.parent.iter().chain(commit.other_parents) {
-        stage.adopt(*id)?;
-    }
-    let staged = &stage.repo;
-    let base = staged
-        .find_tree(base_id)
-        .map_err(|e| Error::git("read the base tree", e))?;
-    let tree_id = stage
-        .updates
-        .create_updated(staged, &base)
-        .map_err(|e| Error::git("build the tree", e))?;
-    let tree = staged
-        .find_tree(tree_id)
-        .map_err(|e| Error::git("read the new tree", e))?;
-    let mut parents = Vec::new();
-    for id in commit.parent.iter().chain(commit.other_parents) {
-        parents.push(
-            staged
-                .find_commit(*id)
-                .map_err(|e| Error::git(format!("read parent {id}"), e))?,
-        );
-    }
-    let parent_refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
-    let id = staged
-        .commit(
-            None,
-            commit.signature,
-            commit.signature,
-            commit.message,
-            &tree,
-            &parent_refs,
-        )
-        .map_err(|e| Error::git("write the commit", e))?;
-
-    // Exactly the new objects: the blobs, the rewritten trees, the commit.
-    let mut new_objects: Vec<Oid> = stage.blobs.iter().copied().collect();
-    new_objects.extend(
-        subtree_ids(staged, &tree, &stage.dirs)?
-            .into_values()
-            .filter(|id| !stage.copied.contains(id)),
-    );
-    new_objects.push(id);
-    new_objects.sort();
-    new_objects.dedup();
-    let staged_odb = staged
-        .odb()
-        .map_err(|e| Error::git("open the staging database", e))?;
-    let mut contents = Vec::with_capacity(new_objects.len());
-    for object in &new_objects {
-        let read = staged_odb
-            .read(*object)
-            .map_err(|e| Error::git(format!("read staged object {object}"), e))?;
-        contents.push(read);
-    }
-    let pack =
-        packfile::build(contents.iter().map(|o| (o.kind(), o.data()))).map_err(|e| Error::Io {
-            op: "build pack",
-            path: path.join("objects/pack"),
-            source: e,
-        })?;
-    let target = real
-        .odb()
-        .map_err(|e| Error::git("open the object database", e))?;
-    let mut writer = target
-        .packwriter()
-        .map_err(|e| Error::git("open a pack writer", e))?;
-    writer.write_all(&pack).map_err(|e| Error::Io {
-        op: "write pack",
-        path: path.join("objects/pack"),
-        source: e,
-    })?;
-    writer
-        .commit()
-        .map_err(|e| Error::git("store the pack", e))?;
-
-    move_branch(&real, commit.parent, id)?;
-    Ok(id)
-}
+pub use crate::staging::{write_commit, Staging};
 
 /// Moves `BRANCH` from `from` to `to`, failing with [`Error::Conflict`] if it is not at `from`.
 pub fn move_branch(repo: &Repository, from: Option<Oid>, to: Oid) -> Result<()> {
@@ -494,6 +248,26 @@ pub fn packs(path: &Path) -> Result<Vec<(std::path::PathBuf, u64)>> {
     Ok(found)
 }
 
+/// How many objects the pack at `pack` holds, from its index's fan-out table (0 if the index
+/// is missing or unreadable: such a pack is invisible to readers anyway).
+pub fn pack_objects(pack: &Path) -> u64 {
+    use std::io::{Read, Seek, SeekFrom};
+    // Version 2 index: 8 bytes of header, then 256 u32 fan-out entries; the last is the count.
+    let count = (|| {
+        let mut idx = std::fs::File::open(pack.with_extension("idx"))?;
+        let mut header = [0u8; 8];
+        idx.read_exact(&mut header)?;
+        if header != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
+            return Ok(0);
+        }
+        idx.seek(SeekFrom::Start(8 + 255 * 4))?;
+        let mut last = [0u8; 4];
+        idx.read_exact(&mut last)?;
+        Ok::<u64, std::io::Error>(u64::from(u32::from_be_bytes(last)))
+    })();
+    count.unwrap_or(0)
+}
+
 /// A pack that holds every object reachable from one commit: what a full repack leaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BasePack {
@@ -559,7 +333,8 @@ pub fn repack_onto(path: &Path, base: Option<&BasePack>) -> Result<(RepackReport
         }
         // The index first: a pack without its index is ignored, an index without its pack
         // would be an error for a reader.
-        for extension in ["idx", "rev", "mtimes", "pack"] {
+        // `idx.tmp`: an index a crash interrupted before it was installed.
+        for extension in ["idx", "idx.tmp", "rev", "mtimes", "pack"] {
             let file = pack.with_extension(extension);
             match std::fs::remove_file(&file) {
                 Ok(()) => {}

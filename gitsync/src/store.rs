@@ -418,7 +418,7 @@ impl ColdStore {
                 stage.upsert(path, blob)?;
             }
             for chunk in chunks {
-                stage.remove(&format!("chunks/{chunk}"));
+                stage.remove(&format!("chunks/{chunk}"))?;
             }
             Ok(())
         })?;
