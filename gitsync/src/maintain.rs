@@ -38,9 +38,13 @@ impl ColdStore {
     }
 
     /// Repacks when a commit pushed the pack count past the bound: only what was written
-    /// since the last full repack while that is smaller than the full pack, everything
-    /// otherwise, so the work per change stays bounded as the repository grows. A failure
-    /// leaves the extra packs in place (they are all valid) and is reported like a failed fold.
+    /// since the last full repack while that holds fewer objects than the full pack,
+    /// everything otherwise. A repack's cost follows its object count, so the full pack is
+    /// rewritten only once the repository has doubled: each object is repacked a bounded
+    /// number of times however large the repository grows. (Bytes would be the wrong measure:
+    /// commit packs are stored uncompressed, a repacked one is compressed with deltas, and
+    /// comparing them chose a full repack nearly every time.) A failure leaves the extra
+    /// packs in place (they are all valid) and is reported like a failed fold.
     pub(crate) fn maintain(&self, state: &mut State) {
         if state.packs <= self.max_packs {
             return;
@@ -53,17 +57,17 @@ impl ColdStore {
                     .any(|(p, _)| p.file_stem().is_some_and(|s| s == base.name.as_str()))
                     && state.repo.find_commit(base.commit).is_ok()
             });
-            let size_of = |name: &str| {
-                packs
-                    .iter()
-                    .filter(|(p, _)| p.file_stem().is_some_and(|s| s == name))
-                    .map(|(_, len)| *len)
-                    .sum::<u64>()
-            };
             let incremental = base.as_ref().filter(|base| {
-                let total: u64 = packs.iter().map(|(_, len)| len).sum();
-                let base_bytes = size_of(&base.name);
-                total - base_bytes < base_bytes
+                let (mut in_base, mut elsewhere) = (0u64, 0u64);
+                for (pack, _) in &packs {
+                    let objects = repo::pack_objects(pack);
+                    if pack.file_stem().is_some_and(|s| s == base.name.as_str()) {
+                        in_base += objects;
+                    } else {
+                        elsewhere += objects;
+                    }
+                }
+                elsewhere < in_base
             });
             self.repack_with(state, incremental)
         })();
