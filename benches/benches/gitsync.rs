@@ -8,13 +8,14 @@
 //! before each commit's clock starts and are the same, batch for batch, on both sides.
 //!
 //! - strata: `ColdStore::commit` with default options (fold when more than 10 chunk files,
-//!   repack when more than 32 packs) and libgit2 fsync on, as the store sets it. Each run makes
-//!   33 consecutive commits into a fresh store, so three of them fold their chunks into
-//!   `state/`, and the automatic repack (at the 31st commit) lands inside the run.
+//!   merge the smallest packs when more than 32) and libgit2 fsync on, as the store sets it.
+//!   Each run makes 33 consecutive commits into a fresh store, so three of them fold their
+//!   chunks into `state/`, and the first automatic merge (at the 31st commit) lands inside the
+//!   run.
 //!   `ms/commit` is the median of the commits that did neither, `worst ms` the slowest of
 //!   them; `fold ms` is the median of the commits that folded (the chunk commit and the fold
-//!   commit after it), `repack ms` that of the commits that repacked; `µs/change` is a whole
-//!   run's commit time over its changes, folds and repacks included: the figure that matters,
+//!   commit after it), `repack ms` that of the commits that merged packs; `µs/change` is a whole
+//!   run's commit time over its changes, folds and merges included: the figure that matters,
 //!   from which `changes/s` follows. Up to three runs, fewer once they took 20 s; the median
 //!   run is reported.
 //! - plain: a repository with a work tree and one file per key, holding the value's JSON, at
@@ -25,7 +26,8 @@
 //!   ends with, and does not pay for encoding: both flatter it. `µs/change` is the median
 //!   batch's time over the batch size. `plain÷strata` is that over strata's `µs/change`.
 //! - size: after the first run at each batch size, the apparent size of the store's repository
-//!   directory before and after `ColdStore::repack`, against two measures of the JSON it
+//!   directory as the automatic merges left it, and after a full `ColdStore::repack` (libgit2's
+//!   pack builder, with deltas), against two measures of the JSON it
 //!   holds: the blobs of the head tree (`state/` and `chunks/`, as `git ls-tree -r -l` sizes
 //!   them), and every blob the history holds (each version of each chunk file and `state/`
 //!   document, as `git cat-file` sizes them).
@@ -363,7 +365,7 @@ fn main() {
             sizes.push((batch, first));
         }
     }
-    println!("\nstrata: medians over all runs; µs/change counts every commit, folds and repacks");
+    println!("\nstrata: medians over all runs; µs/change counts every commit, folds and merges");
     println!("included; plain git: median batch (write the files, git add -A, git commit)\n");
     for (batch, run) in &sizes {
         let Some(size) = &run.size else { continue };
@@ -380,10 +382,11 @@ fn main() {
             ms(size.repack),
         );
         println!(
-            "    JSON at head (state/ + chunks/ blobs, {} files): {} -> .git after repack {:.2}x \
-             of it; every blob in the history ({} versions): {} -> {:.2}x",
+            "    JSON at head (state/ + chunks/ blobs, {} files): {} -> .git {:.2}x of it before \
+             repack, {:.2}x after; every blob in the history ({} versions): {} -> {:.2}x",
             thousands(size.head_blobs),
             mib(size.head_json),
+            size.before as f64 / size.head_json as f64,
             size.after as f64 / size.head_json as f64,
             thousands(size.all_blobs),
             mib(size.all_json),

@@ -30,6 +30,7 @@ mod advertised;
 pub mod bundle;
 pub mod codec;
 mod committer;
+mod consolidate;
 mod error;
 pub mod hlc;
 mod maintain;

@@ -65,6 +65,17 @@ impl Pack {
 pub fn build<'a>(
     objects: impl ExactSizeIterator<Item = (ObjectType, Oid, &'a [u8])>,
 ) -> std::io::Result<Pack> {
+    build_with(objects, |data, out| {
+        store(data, out);
+        Ok(())
+    })
+}
+
+/// Builds a pack whose object bodies `body` appends as zlib streams (stored or compressed).
+pub fn build_with<'a>(
+    objects: impl ExactSizeIterator<Item = (ObjectType, Oid, &'a [u8])>,
+    mut body: impl FnMut(&[u8], &mut Vec<u8>) -> std::io::Result<()>,
+) -> std::io::Result<Pack> {
     let mut pack = Vec::new();
     pack.extend_from_slice(b"PACK");
     pack.extend_from_slice(&2u32.to_be_bytes());
@@ -90,7 +101,7 @@ pub fn build<'a>(
             size >>= 7;
         }
         pack.push(byte);
-        store(data, &mut pack);
+        body(data, &mut pack)?;
         entries.push((id, start as u64, crc32fast::hash(&pack[start..])));
     }
     let checksum: [u8; 20] = Sha1::digest(&pack).into();
@@ -210,7 +221,7 @@ fn write_durably(path: &Path, bytes: &[u8], op: &'static str) -> Result<()> {
 ///     0x01 (last) or 0x00 | LEN u16 LE | !LEN u16 LE | the bytes
 ///   Adler-32 of the data, u32 BE
 /// ```
-fn store(data: &[u8], out: &mut Vec<u8>) {
+pub fn store(data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&[0x78, 0x01]);
     let mut blocks = data.chunks(u16::MAX as usize).peekable();
     if blocks.peek().is_none() {

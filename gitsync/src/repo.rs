@@ -248,52 +248,14 @@ pub fn packs(path: &Path) -> Result<Vec<(std::path::PathBuf, u64)>> {
     Ok(found)
 }
 
-/// How many objects the pack at `pack` holds, from its index's fan-out table (0 if the index
-/// is missing or unreadable: such a pack is invisible to readers anyway).
-pub fn pack_objects(pack: &Path) -> u64 {
-    use std::io::{Read, Seek, SeekFrom};
-    // Version 2 index: 8 bytes of header, then 256 u32 fan-out entries; the last is the count.
-    let count = (|| {
-        let mut idx = std::fs::File::open(pack.with_extension("idx"))?;
-        let mut header = [0u8; 8];
-        idx.read_exact(&mut header)?;
-        if header != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
-            return Ok(0);
-        }
-        idx.seek(SeekFrom::Start(8 + 255 * 4))?;
-        let mut last = [0u8; 4];
-        idx.read_exact(&mut last)?;
-        Ok::<u64, std::io::Error>(u64::from(u32::from_be_bytes(last)))
-    })();
-    count.unwrap_or(0)
-}
-
-/// A pack that holds every object reachable from one commit: what a full repack leaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BasePack {
-    /// The commit (the head when the pack was written).
-    pub commit: Oid,
-    /// The pack's file name without extension (`pack-<hash>`).
-    pub name: String,
-}
-
 /// Writes every object reachable from a reference into one new pack, then removes the other
 /// packs (and with them objects no reference reaches, such as those of a commit whose branch
-/// update lost a race or a crash). Returns the report and the new base pack.
-///
-/// With `base`, only objects not reachable from `base.commit` are packed, and `base`'s pack
-/// is kept beside the new one: the cost is that of what was written since the base, not of
-/// the whole repository.
+/// update lost a race or a crash).
 ///
 /// The new pack and its index are complete and fsynced before any old pack is removed, so a
 /// crash at any point leaves every reachable object readable. Handles opened before the repack
 /// may still map removed packs; callers reopen theirs.
 pub fn repack(path: &Path) -> Result<RepackReport> {
-    repack_onto(path, None).map(|(report, _)| report)
-}
-
-/// [`repack`], optionally on top of a base pack (see there).
-pub fn repack_onto(path: &Path, base: Option<&BasePack>) -> Result<(RepackReport, Option<String>)> {
     let before = packs(path)?;
     let mut report = RepackReport {
         packs_before: before.len(),
@@ -304,10 +266,6 @@ pub fn repack_onto(path: &Path, base: Option<&BasePack>) -> Result<(RepackReport
     let mut walk = repo.revwalk().map_err(|e| Error::git("start a walk", e))?;
     walk.push_glob("*")
         .map_err(|e| Error::git("walk the references", e))?;
-    if let Some(base) = base {
-        walk.hide(base.commit)
-            .map_err(|e| Error::git(format!("leave out what {} reaches", base.commit), e))?;
-    }
     let mut builder = repo
         .packbuilder()
         .map_err(|e| Error::git("start a pack", e))?;
@@ -316,7 +274,7 @@ pub fn repack_onto(path: &Path, base: Option<&BasePack>) -> Result<(RepackReport
         .insert_walk(&mut walk)
         .map_err(|e| Error::git("collect the objects", e))?;
     if builder.object_count() == 0 {
-        return Ok((report, None));
+        return Ok(report);
     }
     let pack_dir = path.join("objects/pack");
     builder
@@ -328,38 +286,48 @@ pub fn repack_onto(path: &Path, base: Option<&BasePack>) -> Result<(RepackReport
         .ok_or_else(|| Error::corrupt(&pack_dir, "the new pack has no name"))?;
     for (pack, _) in &before {
         let keep = |n: &str| pack.file_stem().is_some_and(|stem| stem == n);
-        if keep(name.as_str()) || base.is_some_and(|b| keep(b.name.as_str())) {
+        if keep(name.as_str()) {
             continue;
         }
-        // The index first: a pack without its index is ignored, an index without its pack
-        // would be an error for a reader.
-        // `idx.tmp`: an index a crash interrupted before it was installed.
-        for extension in ["idx", "idx.tmp", "rev", "mtimes", "pack"] {
-            let file = pack.with_extension(extension);
-            match std::fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(Error::Io {
-                        op: "remove",
-                        path: file,
-                        source,
-                    })
-                }
-            }
-        }
+        remove_pack(pack)?;
     }
-    std::fs::File::open(&pack_dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|source| Error::Io {
-            op: "fsync",
-            path: pack_dir.clone(),
-            source,
-        })?;
+    sync_dir(&pack_dir)?;
     let after = packs(path)?;
     report.packs_after = after.len();
     report.bytes_after = after.iter().map(|(_, len)| len).sum();
-    Ok((report, Some(name)))
+    Ok(report)
+}
+
+/// Removes the pack at `pack` (`.pack` path) and the files beside it. The index goes first:
+/// a pack without its index is ignored, an index without its pack would be an error for a
+/// reader. `idx.tmp` is an index a crash interrupted before it was installed.
+pub(crate) fn remove_pack(pack: &Path) -> Result<()> {
+    for extension in ["idx", "idx.tmp", "rev", "mtimes", "pack"] {
+        let file = pack.with_extension(extension);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "remove",
+                    path: file,
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fsyncs directory `dir`, so that files created, renamed or removed in it stay so.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| Error::Io {
+            op: "fsync",
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// The value of trailer `name` in a commit message.

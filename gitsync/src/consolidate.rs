@@ -1,0 +1,280 @@
+//! Automatic repacking: merging the small packs into one compressed pack, geometrically.
+//!
+//! Every commit adds one pack of stored (uncompressed) objects. Past `max_packs` packs, the
+//! smallest ones are merged: each of their objects is read once (through libgit2, which
+//! resolves whatever form it is stored in), compressed with zlib and written into one new
+//! pack with its index. No delta search runs, so the cost follows the bytes merged, not the
+//! square of a delta window; `ColdStore::repack` (libgit2's pack builder, with deltas) remains
+//! the way to make the repository as small as it can be.
+//!
+//! Which packs merge, by object count, smallest first (a geometric progression, as
+//! `git repack --geometric=2` keeps):
+//!
+//! ```text
+//!   counts ascending:  n1 n2 n3 ... nk | n(k+1) ...
+//!   merged: the longest prefix where each next count is at most twice the sum before it
+//!   (and at least the two smallest)
+//! ```
+//!
+//! So a large pack is rewritten only once as many objects again have been written beside it:
+//! each object is merged a logarithmic number of times over the repository's life, and the
+//! number of packs stays logarithmic in its size. (Bytes would mislead: a commit's pack is
+//! stored uncompressed, a merged one compressed, so merged packs would look small and be
+//! rewritten every time.)
+//!
+//! Every object listed in a merged pack's index goes into the new pack, reachable or not, so
+//! nothing can be lost by a wrong reachability walk; the old packs are removed (index first)
+//! only after the new pack and index are fsynced. Unreachable objects (from a commit whose
+//! branch update lost a race) are dropped by the next full `repack`.
+
+use std::path::{Path, PathBuf};
+
+use flate2::{Compress, Compression, FlushCompress, Status};
+use git2::{Oid, Repository};
+
+use crate::error::{Error, Result};
+use crate::packfile;
+use crate::repo::{self, RepackReport};
+
+/// Objects smaller than this stay in zlib's stored form. Resetting a zlib compressor clears
+/// its 64 KiB hash table, which costs more than compressing a small state blob saves (about a
+/// fifth of ~150 bytes); chunk files and large trees are where compression pays.
+const COMPRESS_FROM: usize = 1024;
+
+/// How old a pack without an index must be before a merge removes it as a crash's leftover.
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The packs to merge: the longest geometric prefix of `packs` (path, object count) sorted by
+/// count, at least two.
+fn choose(mut packs: Vec<(PathBuf, u64)>) -> Vec<PathBuf> {
+    packs.sort_by_key(|(_, count)| *count);
+    let mut taken = 0;
+    let mut sum = 0u64;
+    for (_, count) in &packs {
+        if taken >= 2 && *count > sum.saturating_mul(2) {
+            break;
+        }
+        sum = sum.saturating_add(*count);
+        taken += 1;
+    }
+    packs.truncate(taken);
+    packs.into_iter().map(|(path, _)| path).collect()
+}
+
+/// Where a version 2 index's ids start: after the 8-byte header and the 256 × u32 fan-out.
+const INDEX_IDS: usize = 8 + 256 * 4;
+
+/// The object count of a version 2 `.idx` file (the last fan-out entry), reading only its
+/// header and fan-out, and the file's length.
+fn index_count(idx_path: &Path) -> Result<(usize, u64)> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        op: "read pack index",
+        path: idx_path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(idx_path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut head = [0u8; INDEX_IDS];
+    file.read_exact(&mut head)
+        .map_err(|_| Error::corrupt(idx_path, "shorter than a pack index's fan-out".to_owned()))?;
+    if head[..8] != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
+        return Err(Error::corrupt(
+            idx_path,
+            "not a version 2 pack index".to_owned(),
+        ));
+    }
+    let mut last = [0u8; 4];
+    last.copy_from_slice(&head[INDEX_IDS - 4..]);
+    Ok((u32::from_be_bytes(last) as usize, len))
+}
+
+/// The object ids a version 2 `.idx` file lists.
+fn index_ids(idx_path: &Path) -> Result<Vec<Oid>> {
+    let (count, len) = index_count(idx_path)?;
+    // Ids, CRCs and offsets (28 bytes an object), then two checksums: a count the file cannot
+    // hold is damage, not an allocation to attempt.
+    let needed = count
+        .checked_mul(28)
+        .and_then(|n| n.checked_add(INDEX_IDS + 40))
+        .ok_or_else(|| Error::corrupt(idx_path, "object count overflows".to_owned()))?;
+    if len < needed as u64 {
+        return Err(Error::corrupt(
+            idx_path,
+            format!("{len} bytes cannot index {count} objects"),
+        ));
+    }
+    let bytes = std::fs::read(idx_path).map_err(|source| Error::Io {
+        op: "read pack index",
+        path: idx_path.to_path_buf(),
+        source,
+    })?;
+    let ids = bytes
+        .get(INDEX_IDS..INDEX_IDS + count * 20)
+        .ok_or_else(|| Error::corrupt(idx_path, "changed while read".to_owned()))?;
+    ids.chunks_exact(20)
+        .map(|raw| Oid::from_bytes(raw).map_err(|e| Error::git("read an object id", e)))
+        .collect()
+}
+
+/// Appends `data` to `out` as one zlib stream, reusing `compressor`.
+fn deflate(compressor: &mut Compress, data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    compressor.reset();
+    out.reserve(data.len() / 2 + 64);
+    loop {
+        let consumed = usize::try_from(compressor.total_in())
+            .map_err(|_| std::io::Error::other("zlib input count overflows"))?;
+        let rest = data.get(consumed..).unwrap_or_default();
+        match compressor.compress_vec(rest, out, FlushCompress::Finish) {
+            Ok(Status::StreamEnd) => return Ok(()),
+            Ok(Status::Ok | Status::BufError) => out.reserve(out.capacity().max(4096)),
+            Err(e) => return Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Merges the smallest packs of the repository at `path` into one (see the module docs).
+/// `repo` is an open handle used to read the objects; the caller reopens it afterwards, as
+/// it may still map removed packs.
+pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
+    let before = repo::packs(path)?;
+    let mut report = RepackReport {
+        packs_before: before.len(),
+        bytes_before: before.iter().map(|(_, len)| len).sum(),
+        ..RepackReport::default()
+    };
+    // Only packs with an index are readable. One without is a crash's leftover once it is
+    // old; a young one may be another handle's install in progress, and stays.
+    let (indexed, unindexed): (Vec<_>, Vec<_>) = before
+        .into_iter()
+        .partition(|(pack, _)| pack.with_extension("idx").exists());
+    let orphans: Vec<PathBuf> = unindexed
+        .into_iter()
+        .map(|(pack, _)| pack)
+        .filter(|pack| {
+            std::fs::metadata(pack)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age >= ORPHAN_AGE)
+        })
+        .collect();
+    let mut counted = Vec::with_capacity(indexed.len());
+    for (pack, _) in indexed {
+        let (count, _) = index_count(&pack.with_extension("idx"))?;
+        counted.push((pack, count as u64));
+    }
+    let merged = choose(counted);
+    let mut ids = Vec::new();
+    for pack in &merged {
+        ids.extend(index_ids(&pack.with_extension("idx"))?);
+    }
+    ids.sort();
+    ids.dedup();
+    let odb = repo
+        .odb()
+        .map_err(|e| Error::git("open the object database", e))?;
+    let mut objects = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let object = odb
+            .read(*id)
+            .map_err(|e| Error::git(format!("read object {id}"), e))?;
+        objects.push((object.kind(), *id, object));
+    }
+    let pack_dir = path.join("objects/pack");
+    let io = |source| Error::Io {
+        op: "build pack",
+        path: pack_dir.clone(),
+        source,
+    };
+    let mut compressor = Compress::new(Compression::fast(), true);
+    let pack = packfile::build_with(
+        objects
+            .iter()
+            .map(|(kind, id, object)| (*kind, *id, object.data())),
+        |data, out| {
+            if data.len() < COMPRESS_FROM {
+                packfile::store(data, out);
+                Ok(())
+            } else {
+                deflate(&mut compressor, data, out)
+            }
+        },
+    )
+    .map_err(io)?;
+    packfile::install(&pack_dir, &pack)?;
+    let new_name = pack.name();
+    for old in merged.iter().chain(&orphans) {
+        if old
+            .file_stem()
+            .is_some_and(|stem| stem == new_name.as_str())
+        {
+            continue;
+        }
+        repo::remove_pack(old)?;
+    }
+    repo::sync_dir(&pack_dir)?;
+    let after = repo::packs(path)?;
+    report.packs_after = after.len();
+    report.bytes_after = after.iter().map(|(_, len)| len).sum();
+    Ok(report)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn names(chosen: Vec<PathBuf>) -> Vec<String> {
+        chosen
+            .into_iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_smallest_packs_merge_while_each_next_is_at_most_twice_their_sum() {
+        let packs = |sizes: &[u64]| -> Vec<(PathBuf, u64)> {
+            sizes
+                .iter()
+                .map(|s| (PathBuf::from(format!("p{s}")), *s))
+                .collect()
+        };
+        assert_eq!(
+            names(choose(packs(&[1000, 10, 10, 10, 35, 200]))),
+            ["p10", "p10", "p10", "p35"]
+        );
+        // At least two, even when the second is much larger.
+        assert_eq!(names(choose(packs(&[5, 1000]))), ["p5", "p1000"]);
+        // Equal packs all merge.
+        assert_eq!(choose(packs(&[7; 40])).len(), 40);
+    }
+
+    #[test]
+    fn a_damaged_index_is_an_error_not_an_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = dir.path().join("pack-x.idx");
+        let mut bytes = vec![0xff, b't', b'O', b'c', 0, 0, 0, 2];
+        bytes.extend(std::iter::repeat_n(0xffu8, 1024));
+        std::fs::write(&idx, &bytes).unwrap();
+        assert!(matches!(index_ids(&idx), Err(Error::Corrupt { .. })));
+        std::fs::write(&idx, b"not an index").unwrap();
+        assert!(matches!(index_ids(&idx), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn deflate_round_trips_through_zlib() {
+        use std::io::Read;
+        let mut compressor = Compress::new(Compression::fast(), true);
+        for data in [&b""[..], b"abc", &vec![7u8; 300_000]] {
+            let mut out = vec![1, 2];
+            deflate(&mut compressor, data, &mut out).unwrap();
+            assert_eq!(out[..2], [1, 2], "appends");
+            let mut back = Vec::new();
+            flate2::read::ZlibDecoder::new(&out[2..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, data);
+        }
+    }
+}
