@@ -174,16 +174,7 @@ fn every_commit_is_one_pack_and_no_object_is_loose() {
 fn packs_stay_bounded_and_a_repack_leaves_one_pack_with_everything_readable() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("cold.git");
-    let store = strata_gitsync::ColdStore::open(
-        &repo,
-        strata_gitsync::ColdOptions {
-            keep_chunks: 4,
-            writer_id: Some("wtest".into()),
-            max_packs: 6,
-        },
-        std::sync::Arc::new(strata_tiering::clock::ManualClock::new(1_700_000_000_000)),
-    )
-    .unwrap();
+    let store = common::open_with_packs(&repo, 4, 6);
     let mut seqno = 0;
     let mut merges = 0;
     let mut objects = std::collections::BTreeSet::new();
@@ -242,16 +233,7 @@ fn packs_stay_bounded_and_a_repack_leaves_one_pack_with_everything_readable() {
 fn leftovers_of_an_interrupted_pack_install_are_removed_by_the_next_merge() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("cold.git");
-    let store = strata_gitsync::ColdStore::open(
-        &repo,
-        strata_gitsync::ColdOptions {
-            keep_chunks: 4,
-            writer_id: Some("wtest".into()),
-            max_packs: 4,
-        },
-        std::sync::Arc::new(strata_tiering::clock::ManualClock::new(1_700_000_000_000)),
-    )
-    .unwrap();
+    let store = common::open_with_packs(&repo, 4, 4);
     store
         .commit(&[common::put(b"a", 1, b"1")], Trigger::Manual, None)
         .unwrap();

@@ -9,6 +9,16 @@ use strata_gitsync::{ColdOptions, ColdStore};
 use strata_tiering::clock::ManualClock;
 use strata_tiering::{Change, Entry, Key};
 
+/// A store with at most `max_packs` packs before small ones are merged.
+pub fn open_with_packs(path: &Path, keep_chunks: usize, max_packs: usize) -> ColdStore {
+    let options = ColdOptions {
+        keep_chunks,
+        writer_id: Some("wtest".into()),
+        max_packs,
+    };
+    ColdStore::open(path, options, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
+}
+
 pub fn open(path: &Path, keep_chunks: usize) -> ColdStore {
     let options = ColdOptions {
         keep_chunks,
