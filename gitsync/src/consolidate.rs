@@ -7,13 +7,13 @@
 //! square of a delta window; `ColdStore::repack` (libgit2's pack builder, with deltas) remains
 //! the way to make the repository as small as it can be.
 //!
-//! Which packs merge, by object count, smallest first (a geometric progression, as
-//! `git repack --geometric=2` keeps):
+//! Which packs merge, by object count (a geometric progression, as `git repack --geometric=2`
+//! keeps):
 //!
 //! ```text
-//!   counts ascending:  n1 n2 n3 ... nk | n(k+1) ...
-//!   merged: the longest prefix where each next count is at most twice the sum before it
-//!   (and at least the two smallest)
+//!   counts ascending:  n1 n2 ... nk | n(k+1) ... nm
+//!   kept: the largest packs while each holds at least twice the objects of the next smaller;
+//!   merged: the rest (at least two), plus any larger pack under twice the merged total
 //! ```
 //!
 //! So a large pack is rewritten only once as many objects again have been written beside it:
@@ -29,11 +29,14 @@
 
 use std::path::{Path, PathBuf};
 
-use flate2::{Compress, Compression, FlushCompress, Status};
-use git2::{Oid, Repository};
+use std::collections::HashMap;
 
+use flate2::{Compress, Compression, FlushCompress, Status};
+use git2::{ObjectType, Oid, Repository};
+
+use crate::delta;
 use crate::error::{Error, Result};
-use crate::packfile;
+use crate::packfile::{self, Stored};
 use crate::repo::{self, RepackReport};
 
 /// Objects smaller than this stay in zlib's stored form. Resetting a zlib compressor clears
@@ -44,17 +47,24 @@ const COMPRESS_FROM: usize = 1024;
 /// How old a pack without an index must be before a merge removes it as a crash's leftover.
 const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// The packs to merge: the longest geometric prefix of `packs` (path, object count) sorted by
-/// count, at least two.
+/// The packs to merge, from `packs` (path, object count): see the module docs. At least two.
 fn choose(mut packs: Vec<(PathBuf, u64)>) -> Vec<PathBuf> {
     packs.sort_by_key(|(_, count)| *count);
-    let mut taken = 0;
-    let mut sum = 0u64;
-    for (_, count) in &packs {
-        if taken >= 2 && *count > sum.saturating_mul(2) {
-            break;
-        }
-        sum = sum.saturating_add(*count);
+    let count = |i: usize| packs[i].1;
+    // From the largest down, the packs that already hold twice the next smaller one's objects
+    // stay; the first pair that breaks the progression, and everything below it, merge.
+    let mut split = packs.len().saturating_sub(1);
+    while split > 0 && count(split) >= count(split - 1).saturating_mul(2) {
+        split -= 1;
+    }
+    if split > 0 {
+        split += 1;
+    }
+    let mut taken = split.max(2).min(packs.len());
+    let mut sum: u64 = (0..taken).map(count).sum();
+    // A larger pack that is not twice what is merged below it joins too.
+    while taken < packs.len() && count(taken) < sum.saturating_mul(2) {
+        sum = sum.saturating_add(count(taken));
         taken += 1;
     }
     packs.truncate(taken);
@@ -117,6 +127,152 @@ fn index_ids(idx_path: &Path) -> Result<Vec<Oid>> {
         .collect()
 }
 
+/// Deltas for the older versions of trees: where a commit in `objects` changed a tree (at
+/// any depth) and both versions are in `objects`, the older one becomes a delta against the
+/// newer, if that saves at least half its bytes. Newer versions stay whole, as git keeps
+/// them, so reading the head costs no delta; a chain is at most [`MAX_DELTA_DEPTH`] long.
+fn tree_deltas(
+    repo: &Repository,
+    objects: &HashMap<Oid, (ObjectType, &[u8])>,
+) -> HashMap<Oid, (Oid, Vec<u8>)> {
+    let mut deltas = HashMap::new();
+    for (old, newer) in tree_bases(repo, objects) {
+        let (Some((_, old_bytes)), Some((_, newer_bytes))) =
+            (objects.get(&old), objects.get(&newer))
+        else {
+            continue;
+        };
+        if let Some(delta) =
+            delta::tree_delta(newer_bytes, old_bytes).filter(|d| d.len() * 2 < old_bytes.len())
+        {
+            deltas.insert(old, (newer, delta));
+        }
+    }
+    // Cut chains: taken in order of their length, a delta whose base already sits at the
+    // greatest depth is dropped (its tree stays whole and starts a new chain).
+    let chain = |id: &Oid, deltas: &HashMap<Oid, (Oid, Vec<u8>)>| {
+        let (mut length, mut at) = (0usize, *id);
+        while let Some((base, _)) = deltas.get(&at) {
+            length += 1;
+            at = *base;
+        }
+        length
+    };
+    let mut by_length: Vec<(usize, Oid)> =
+        deltas.keys().map(|id| (chain(id, &deltas), *id)).collect();
+    by_length.sort();
+    let mut depth: HashMap<Oid, usize> = HashMap::new();
+    for (_, id) in by_length {
+        let Some((base, _)) = deltas.get(&id) else {
+            continue;
+        };
+        let at = depth.get(base).copied().unwrap_or(0) + 1;
+        if at > MAX_DELTA_DEPTH {
+            deltas.remove(&id);
+        } else {
+            depth.insert(id, at);
+        }
+    }
+    deltas
+}
+
+/// Longest delta chain a merge writes (git's default `pack.depth`).
+const MAX_DELTA_DEPTH: usize = 50;
+
+/// For each older tree version among `objects`, the newer version that replaced it: found by
+/// pairing each commit's trees with its parents' trees at the same paths. Commits are taken
+/// oldest first and no pairing may close a cycle, so every chain ends in a whole tree.
+fn tree_bases(repo: &Repository, objects: &HashMap<Oid, (ObjectType, &[u8])>) -> HashMap<Oid, Oid> {
+    let mut commits: Vec<(i64, Oid, Vec<Oid>)> = objects
+        .iter()
+        .filter(|(_, (kind, _))| *kind == ObjectType::Commit)
+        .filter_map(|(_, (_, data))| parse_commit(data))
+        .collect();
+    commits.sort();
+    let tree_of = |commit: Oid| match objects.get(&commit) {
+        Some((_, data)) => parse_commit(data).map(|(_, tree, _)| tree),
+        None => repo.find_commit(commit).ok().map(|c| c.tree_id()),
+    };
+    let mut bases = HashMap::new();
+    for (_, tree, parents) in &commits {
+        for parent in parents {
+            if let Some(parent_tree) = tree_of(*parent) {
+                pair_trees(*tree, parent_tree, objects, &mut bases);
+            }
+        }
+    }
+    bases
+}
+
+/// Records `new` as the base of `old`, then pairs their subtrees of the same name.
+fn pair_trees(
+    new: Oid,
+    old: Oid,
+    objects: &HashMap<Oid, (ObjectType, &[u8])>,
+    bases: &mut HashMap<Oid, Oid>,
+) {
+    if new == old {
+        return;
+    }
+    let (Some((ObjectType::Tree, new_bytes)), Some((ObjectType::Tree, old_bytes))) =
+        (objects.get(&new), objects.get(&old))
+    else {
+        return;
+    };
+    if !bases.contains_key(&old) {
+        let mut at = new;
+        let mut cycle = false;
+        while let Some(next) = bases.get(&at) {
+            if *next == old {
+                cycle = true;
+                break;
+            }
+            at = *next;
+        }
+        if !cycle {
+            bases.insert(old, new);
+        }
+    }
+    let subtrees = |bytes: &[u8]| -> Vec<(Vec<u8>, Oid)> {
+        delta::tree_entries(bytes)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(delta::split_entry)
+            .filter(|(mode, _, _)| *mode == b"40000")
+            .filter_map(|(_, name, id)| Some((name.to_vec(), Oid::from_bytes(id).ok()?)))
+            .collect()
+    };
+    let old_subtrees: HashMap<Vec<u8>, Oid> = subtrees(old_bytes).into_iter().collect();
+    for (name, id) in subtrees(new_bytes) {
+        if let Some(old_id) = old_subtrees.get(&name) {
+            pair_trees(id, *old_id, objects, bases);
+        }
+    }
+}
+
+/// A commit's committer time, tree and parents, from its bytes.
+fn parse_commit(data: &[u8]) -> Option<(i64, Oid, Vec<Oid>)> {
+    let text = std::str::from_utf8(data).ok()?;
+    let (mut tree, mut parents, mut time) = (None, Vec::new(), 0);
+    for line in text.lines() {
+        if line.is_empty() {
+            break;
+        }
+        if let Some(hex) = line.strip_prefix("tree ") {
+            tree = Oid::from_str(hex).ok();
+        } else if let Some(hex) = line.strip_prefix("parent ") {
+            parents.push(Oid::from_str(hex).ok()?);
+        } else if let Some(rest) = line.strip_prefix("committer ") {
+            time = rest
+                .rsplit(' ')
+                .nth(1)
+                .and_then(|seconds| seconds.parse().ok())
+                .unwrap_or(0);
+        }
+    }
+    Some((time, tree?, parents))
+}
+
 /// Appends `data` to `out` as one zlib stream, reusing `compressor`.
 fn deflate(compressor: &mut Compress, data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
     compressor.reset();
@@ -165,12 +321,14 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
         counted.push((pack, count as u64));
     }
     let merged = choose(counted);
+    // Pack by pack: libgit2 tries the pack it last found an object in first, and each miss in
+    // another pack costs it a formatted error message.
     let mut ids = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for pack in &merged {
-        ids.extend(index_ids(&pack.with_extension("idx"))?);
+        let listed = index_ids(&pack.with_extension("idx"))?;
+        ids.extend(listed.into_iter().filter(|id| seen.insert(*id)));
     }
-    ids.sort();
-    ids.dedup();
     let odb = repo
         .odb()
         .map_err(|e| Error::git("open the object database", e))?;
@@ -187,20 +345,39 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
         path: pack_dir.clone(),
         source,
     };
+    let contents: HashMap<Oid, (ObjectType, &[u8])> = objects
+        .iter()
+        .map(|(kind, id, object)| (*id, (*kind, object.data())))
+        .collect();
+    let deltas = tree_deltas(repo, &contents);
+    // Bases before their deltas, so a reader going front to back meets each base first.
+    let depth = |id: &Oid| {
+        let (mut depth, mut at) = (0, *id);
+        while let Some((base, _)) = deltas.get(&at) {
+            depth += 1;
+            at = *base;
+        }
+        depth
+    };
+    let mut order: Vec<(usize, Oid)> = contents.keys().map(|id| (depth(id), *id)).collect();
+    order.sort();
+    let entries = order.iter().filter_map(|(_, id)| {
+        let (kind, data) = contents.get(id)?;
+        Some(match deltas.get(id) {
+            Some((base, delta)) => (Stored::RefDelta(*base), *id, delta.as_slice()),
+            None => (Stored::Whole(*kind), *id, *data),
+        })
+    });
+    let entries: Vec<_> = entries.collect();
     let mut compressor = Compress::new(Compression::fast(), true);
-    let pack = packfile::build_with(
-        objects
-            .iter()
-            .map(|(kind, id, object)| (*kind, *id, object.data())),
-        |data, out| {
-            if data.len() < COMPRESS_FROM {
-                packfile::store(data, out);
-                Ok(())
-            } else {
-                deflate(&mut compressor, data, out)
-            }
-        },
-    )
+    let pack = packfile::build_with(entries.into_iter(), |data, out| {
+        if data.len() < COMPRESS_FROM {
+            packfile::store(data, out);
+            Ok(())
+        } else {
+            deflate(&mut compressor, data, out)
+        }
+    })
     .map_err(io)?;
     packfile::install(&pack_dir, &pack)?;
     let new_name = pack.name();
@@ -240,13 +417,18 @@ mod tests {
                 .map(|s| (PathBuf::from(format!("p{s}")), *s))
                 .collect()
         };
+        // 1000 and 200 form a progression above the small ones.
         assert_eq!(
             names(choose(packs(&[1000, 10, 10, 10, 35, 200]))),
             ["p10", "p10", "p10", "p35"]
         );
+        // Equal large packs break the progression: everything merges.
+        assert_eq!(choose(packs(&[4, 4, 4, 9000, 9000, 9000])).len(), 6);
+        // A large pack under twice the merged total joins.
+        assert_eq!(choose(packs(&[100, 100, 100, 350])).len(), 4);
+        assert_eq!(choose(packs(&[100, 100, 1000])).len(), 2);
         // At least two, even when the second is much larger.
         assert_eq!(names(choose(packs(&[5, 1000]))), ["p5", "p1000"]);
-        // Equal packs all merge.
         assert_eq!(choose(packs(&[7; 40])).len(), 40);
     }
 

@@ -31,6 +31,7 @@ pub mod bundle;
 pub mod codec;
 mod committer;
 mod consolidate;
+mod delta;
 mod error;
 pub mod hlc;
 mod maintain;

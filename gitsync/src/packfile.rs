@@ -13,6 +13,8 @@
 //!             bits 3-0 = size bits 0-3; each further byte adds 7 size bits, low bits first
 //!     body    the object's content (without git's "<type> <size>\0" prefix) as a zlib
 //!             stream of stored deflate blocks (see `store`)
+//!            (a merge of packs may also write type 7, a delta against another object of the
+//!            same pack: the base's 20-byte id follows the header, the size is the delta's)
 //!   trailer  SHA-1 of everything above (20 bytes); the file is named pack-<its hex>.pack
 //! ```
 //!
@@ -65,15 +67,27 @@ impl Pack {
 pub fn build<'a>(
     objects: impl ExactSizeIterator<Item = (ObjectType, Oid, &'a [u8])>,
 ) -> std::io::Result<Pack> {
-    build_with(objects, |data, out| {
+    let entries = objects.map(|(kind, id, data)| (Stored::Whole(kind), id, data));
+    build_with(entries, |data, out| {
         store(data, out);
         Ok(())
     })
 }
 
-/// Builds a pack whose object bodies `body` appends as zlib streams (stored or compressed).
+/// How a pack entry holds its object.
+#[derive(Debug, Clone, Copy)]
+pub enum Stored {
+    /// The object's content.
+    Whole(ObjectType),
+    /// A delta (see `delta`) against the object with this id, which must be in the same pack.
+    /// Type 7 in the header, whose size is the delta's; the base's 20-byte id follows it.
+    RefDelta(Oid),
+}
+
+/// Builds a pack of `objects` (form, id, content or delta) whose bodies `body` appends as
+/// zlib streams (stored or compressed).
 pub fn build_with<'a>(
-    objects: impl ExactSizeIterator<Item = (ObjectType, Oid, &'a [u8])>,
+    objects: impl ExactSizeIterator<Item = (Stored, Oid, &'a [u8])>,
     mut body: impl FnMut(&[u8], &mut Vec<u8>) -> std::io::Result<()>,
 ) -> std::io::Result<Pack> {
     let mut pack = Vec::new();
@@ -85,11 +99,14 @@ pub fn build_with<'a>(
     let mut entries = Vec::with_capacity(objects.len());
     for (kind, id, data) in objects {
         let type_bits: u8 = match kind {
-            ObjectType::Commit => 1,
-            ObjectType::Tree => 2,
-            ObjectType::Blob => 3,
-            ObjectType::Tag => 4,
-            other => return Err(std::io::Error::other(format!("cannot pack a {other:?}"))),
+            Stored::Whole(ObjectType::Commit) => 1,
+            Stored::Whole(ObjectType::Tree) => 2,
+            Stored::Whole(ObjectType::Blob) => 3,
+            Stored::Whole(ObjectType::Tag) => 4,
+            Stored::RefDelta(_) => 7,
+            Stored::Whole(other) => {
+                return Err(std::io::Error::other(format!("cannot pack a {other:?}")))
+            }
         };
         let start = pack.len();
         let mut size = data.len() as u64;
@@ -101,6 +118,9 @@ pub fn build_with<'a>(
             size >>= 7;
         }
         pack.push(byte);
+        if let Stored::RefDelta(base) = kind {
+            pack.extend_from_slice(base.as_bytes());
+        }
         body(data, &mut pack)?;
         entries.push((id, start as u64, crc32fast::hash(&pack[start..])));
     }

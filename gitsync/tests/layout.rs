@@ -205,11 +205,34 @@ fn packs_stay_bounded_and_a_repack_leaves_one_pack_with_everything_readable() {
             packs(&repo)
         );
     }
+    assert!(merges >= 3, "{merges} automatic merges");
+    common::assert_fsck_clean(&repo);
+    // git checks every pack the merges wrote, deltas included; older tree versions are deltas
+    // against newer ones.
+    let mut deltas = 0;
+    for entry in std::fs::read_dir(repo.join("objects/pack")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "idx") {
+            let listing = common::git(&repo, &["verify-pack", "-v", path.to_str().unwrap()]);
+            deltas += listing
+                .lines()
+                .filter(|line| line.contains(" tree ") && line.split_whitespace().count() == 7)
+                .count();
+        }
+    }
+    assert!(deltas > 0, "no tree was stored as a delta");
+    // libgit2 reads the merged packs too: every key, and a key's whole history.
+    for k in 0..50 {
+        let key = format!("k{k}");
+        assert!(
+            store.get(key.as_bytes(), LATEST).unwrap().is_some(),
+            "{key}"
+        );
+    }
+    assert!(store.history(b"k7").unwrap().len() >= 2);
     let report = store.repack().unwrap();
     assert_eq!(report.packs_after, 1);
     assert_eq!(packs(&repo), 1);
-    assert!(merges >= 3, "{merges} automatic merges");
-    common::assert_fsck_clean(&repo);
     assert_eq!(loose_objects(&repo), 0);
     common::assert_fsck_clean(&repo);
     // Every key still reads, and history still reaches the first commit.
