@@ -27,6 +27,11 @@ use crate::error::{Error, Result};
 use crate::packfile;
 use crate::repo::{move_branch, NewCommit};
 
+/// Blobs below this many are hashed on the calling thread.
+const PARALLEL_FROM: usize = 512;
+/// Most threads hashing one commit's blobs.
+const MAX_HASH_THREADS: usize = 4;
+
 /// Git's mode for a regular file.
 const MODE_BLOB: i32 = 0o100_644;
 /// Git's mode for a subtree.
@@ -59,6 +64,56 @@ impl Staging<'_> {
             Oid::hash_object(ObjectType::Blob, bytes).map_err(|e| Error::git("hash a blob", e))?;
         self.blobs.entry(id).or_insert_with(|| bytes.to_vec());
         Ok(id)
+    }
+
+    /// Writes a new blob for each `(path, content)` and sets the path to it: [`Self::blob`]
+    /// then [`Self::upsert`] for each, with the hashing spread over the machine's cores when
+    /// there are many (a fold writes thousands).
+    pub fn blobs_at(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let hash = |files: &[(String, Vec<u8>)]| -> Result<Vec<Oid>> {
+            files
+                .iter()
+                .map(|(_, bytes)| {
+                    Oid::hash_object(ObjectType::Blob, bytes)
+                        .map_err(|e| Error::git("hash a blob", e))
+                })
+                .collect()
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_HASH_THREADS);
+        let ids = if files.len() < PARALLEL_FROM || threads == 1 {
+            hash(&files)?
+        } else {
+            let per_thread = files.len().div_ceil(threads);
+            let parts: Vec<Result<Vec<Oid>>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = files
+                    .chunks(per_thread)
+                    .map(|part| scope.spawn(move || hash(part)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|handle| {
+                        handle.join().unwrap_or_else(|_| {
+                            Err(Error::corrupt(
+                                self.real.path(),
+                                "a hashing thread panicked",
+                            ))
+                        })
+                    })
+                    .collect()
+            });
+            let mut ids = Vec::with_capacity(files.len());
+            for part in parts {
+                ids.extend(part?);
+            }
+            ids
+        };
+        for ((path, bytes), id) in files.into_iter().zip(ids) {
+            self.blobs.entry(id).or_insert(bytes);
+            self.edit(&path, Some(id))?;
+        }
+        Ok(())
     }
 
     /// Sets `path` to blob `id` (a new blob, or one already in the repository).
@@ -392,6 +447,41 @@ mod tests {
             let ours = commit_bytes(theirs, &[parent], &signature, message);
             assert_eq!(ours, libgit2.to_vec(), "offset {offset}");
         }
+    }
+
+    #[test]
+    fn many_blobs_hashed_on_several_threads_get_the_ids_of_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let files: Vec<(String, Vec<u8>)> = (0..PARALLEL_FROM * 3 + 7)
+            .map(|i| {
+                (
+                    format!("d{}/f{i}", i % 13),
+                    format!("{{\"v\":{i}}}").into_bytes(),
+                )
+            })
+            .collect();
+        let mut parallel = Staging {
+            real: &repo,
+            blobs: HashMap::new(),
+            edits: Dir::default(),
+        };
+        parallel.blobs_at(files.clone()).unwrap();
+        let mut serial = Staging {
+            real: &repo,
+            blobs: HashMap::new(),
+            edits: Dir::default(),
+        };
+        for (path, bytes) in &files {
+            let id = serial.blob(bytes).unwrap();
+            serial.upsert(path, id).unwrap();
+        }
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let root_a = rebuild(&repo, None, &parallel.edits, true, &mut a).unwrap();
+        let root_b = rebuild(&repo, None, &serial.edits, true, &mut b).unwrap();
+        assert_eq!(root_a, root_b);
+        assert_eq!(parallel.blobs, serial.blobs);
     }
 
     #[test]

@@ -413,10 +413,7 @@ impl ColdStore {
         };
         let chunks = &state.chunks;
         let id = repo::write_commit(&self.path, &commit, |stage| {
-            for (path, bytes) in &edits {
-                let blob = stage.blob(bytes)?;
-                stage.upsert(path, blob)?;
-            }
+            stage.blobs_at(edits)?;
             for chunk in chunks {
                 stage.remove(&format!("chunks/{chunk}"))?;
             }
