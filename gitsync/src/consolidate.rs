@@ -37,6 +37,7 @@ use git2::{ObjectType, Oid, Repository};
 use crate::delta;
 use crate::error::{Error, Result};
 use crate::packfile::{self, Stored};
+use crate::packread;
 use crate::repo::{self, RepackReport};
 
 /// Objects smaller than this stay in zlib's stored form. Resetting a zlib compressor clears
@@ -71,60 +72,19 @@ fn choose(mut packs: Vec<(PathBuf, u64)>) -> Vec<PathBuf> {
     packs.into_iter().map(|(path, _)| path).collect()
 }
 
-/// Where a version 2 index's ids start: after the 8-byte header and the 256 × u32 fan-out.
-const INDEX_IDS: usize = 8 + 256 * 4;
-
-/// The object count of a version 2 `.idx` file (the last fan-out entry), reading only its
-/// header and fan-out, and the file's length.
-fn index_count(idx_path: &Path) -> Result<(usize, u64)> {
-    use std::io::Read;
-    let io = |source| Error::Io {
-        op: "read pack index",
-        path: idx_path.to_path_buf(),
-        source,
-    };
-    let mut file = std::fs::File::open(idx_path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    let mut head = [0u8; INDEX_IDS];
-    file.read_exact(&mut head)
-        .map_err(|_| Error::corrupt(idx_path, "shorter than a pack index's fan-out".to_owned()))?;
-    if head[..8] != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
-        return Err(Error::corrupt(
-            idx_path,
-            "not a version 2 pack index".to_owned(),
-        ));
-    }
-    let mut last = [0u8; 4];
-    last.copy_from_slice(&head[INDEX_IDS - 4..]);
-    Ok((u32::from_be_bytes(last) as usize, len))
+/// An object's content, read from a pack file or through libgit2.
+enum Content<'o> {
+    Owned(Vec<u8>),
+    Odb(git2::OdbObject<'o>),
 }
 
-/// The object ids a version 2 `.idx` file lists.
-fn index_ids(idx_path: &Path) -> Result<Vec<Oid>> {
-    let (count, len) = index_count(idx_path)?;
-    // Ids, CRCs and offsets (28 bytes an object), then two checksums: a count the file cannot
-    // hold is damage, not an allocation to attempt.
-    let needed = count
-        .checked_mul(28)
-        .and_then(|n| n.checked_add(INDEX_IDS + 40))
-        .ok_or_else(|| Error::corrupt(idx_path, "object count overflows".to_owned()))?;
-    if len < needed as u64 {
-        return Err(Error::corrupt(
-            idx_path,
-            format!("{len} bytes cannot index {count} objects"),
-        ));
+impl Content<'_> {
+    fn data(&self) -> &[u8] {
+        match self {
+            Content::Owned(bytes) => bytes,
+            Content::Odb(object) => object.data(),
+        }
     }
-    let bytes = std::fs::read(idx_path).map_err(|source| Error::Io {
-        op: "read pack index",
-        path: idx_path.to_path_buf(),
-        source,
-    })?;
-    let ids = bytes
-        .get(INDEX_IDS..INDEX_IDS + count * 20)
-        .ok_or_else(|| Error::corrupt(idx_path, "changed while read".to_owned()))?;
-    ids.chunks_exact(20)
-        .map(|raw| Oid::from_bytes(raw).map_err(|e| Error::git("read an object id", e)))
-        .collect()
 }
 
 /// Deltas for the older versions of trees: where a commit in `objects` changed a tree (at
@@ -317,27 +277,44 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
         .collect();
     let mut counted = Vec::with_capacity(indexed.len());
     for (pack, _) in indexed {
-        let (count, _) = index_count(&pack.with_extension("idx"))?;
+        let (count, _) = packread::index_count(&pack.with_extension("idx"))?;
         counted.push((pack, count as u64));
     }
     let merged = choose(counted);
     // Pack by pack: libgit2 tries the pack it last found an object in first, and each miss in
     // another pack costs it a formatted error message.
-    let mut ids = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for pack in &merged {
-        let listed = index_ids(&pack.with_extension("idx"))?;
-        ids.extend(listed.into_iter().filter(|id| seen.insert(*id)));
-    }
+    // Pack by pack, in offset order. An object in zlib's stored form (all of a commit pack's)
+    // is sliced straight out of the file; any other goes through libgit2, which tries the
+    // pack it last found an object in first (a miss elsewhere costs it a formatted error).
     let odb = repo
         .odb()
         .map_err(|e| Error::git("open the object database", e))?;
-    let mut objects = Vec::with_capacity(ids.len());
-    for id in &ids {
-        let object = odb
-            .read(*id)
-            .map_err(|e| Error::git(format!("read object {id}"), e))?;
-        objects.push((object.kind(), *id, object));
+    let mut objects: Vec<(ObjectType, Oid, Content)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for pack in &merged {
+        let mut listed = packread::index_entries(&pack.with_extension("idx"))?;
+        listed.sort_by_key(|l| l.offset);
+        let bytes = std::fs::read(pack).map_err(|source| Error::Io {
+            op: "read pack",
+            path: pack.clone(),
+            source,
+        })?;
+        for entry in listed {
+            let id = entry.id;
+            if !seen.insert(id) {
+                continue;
+            }
+            let content = match packread::stored_object(&bytes, &entry) {
+                Some((kind, data)) => (kind, Content::Owned(data)),
+                None => {
+                    let object = odb
+                        .read(id)
+                        .map_err(|e| Error::git(format!("read object {id}"), e))?;
+                    (object.kind(), Content::Odb(object))
+                }
+            };
+            objects.push((content.0, id, content.1));
+        }
     }
     let pack_dir = path.join("objects/pack");
     let io = |source| Error::Io {
@@ -430,18 +407,6 @@ mod tests {
         // At least two, even when the second is much larger.
         assert_eq!(names(choose(packs(&[5, 1000]))), ["p5", "p1000"]);
         assert_eq!(choose(packs(&[7; 40])).len(), 40);
-    }
-
-    #[test]
-    fn a_damaged_index_is_an_error_not_an_allocation() {
-        let dir = tempfile::tempdir().unwrap();
-        let idx = dir.path().join("pack-x.idx");
-        let mut bytes = vec![0xff, b't', b'O', b'c', 0, 0, 0, 2];
-        bytes.extend(std::iter::repeat_n(0xffu8, 1024));
-        std::fs::write(&idx, &bytes).unwrap();
-        assert!(matches!(index_ids(&idx), Err(Error::Corrupt { .. })));
-        std::fs::write(&idx, b"not an index").unwrap();
-        assert!(matches!(index_ids(&idx), Err(Error::Corrupt { .. })));
     }
 
     #[test]

@@ -38,6 +38,7 @@ mod maintain;
 mod merge;
 pub mod names;
 mod packfile;
+mod packread;
 mod read;
 mod remote;
 pub mod repo;

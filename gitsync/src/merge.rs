@@ -206,7 +206,7 @@ impl ColdStore {
             message: &message,
             signature: &signature,
         };
-        let written = repo::write_commit(&self.path, &commit, |stage| {
+        let written = repo::write_commit(&state.repo, &commit, |stage| {
             for (path, blob) in &edits {
                 match blob {
                     Some(id) => stage.upsert(path, *id)?,

@@ -19,7 +19,6 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 use git2::{ObjectType, Oid, Repository, Signature};
 
@@ -302,14 +301,17 @@ fn commit_bytes(tree: Oid, parents: &[Oid], signature: &Signature<'_>, message: 
 
 /// Builds a commit whose tree is the parent's tree with `edit`'s changes, writes exactly its
 /// new objects as one fsynced pack, and moves `BRANCH` from `parent` to it. Returns its id.
+///
+/// `real` is the repository, opened once by its owner: a fresh handle per commit would reopen
+/// the pack indexes each time.
 pub fn write_commit(
-    path: &Path,
+    real: &Repository,
     commit: &NewCommit<'_>,
     edit: impl FnOnce(&mut Staging<'_>) -> Result<()>,
 ) -> Result<Oid> {
-    let real = Repository::open_bare(path).map_err(|e| Error::git("open for commit", e))?;
+    let path = real.path();
     let mut stage = Staging {
-        real: &real,
+        real,
         blobs: HashMap::new(),
         edits: Dir::default(),
     };
@@ -328,7 +330,7 @@ pub fn write_commit(
         .into_iter()
         .map(|(id, bytes)| (ObjectType::Blob, id, bytes))
         .collect();
-    let tree = rebuild(&real, base_tree, &edits, true, &mut objects)?
+    let tree = rebuild(real, base_tree, &edits, true, &mut objects)?
         .ok_or_else(|| Error::corrupt(path, "the root tree vanished"))?;
     let parents: Vec<Oid> = commit
         .parent
@@ -353,7 +355,7 @@ pub fn write_commit(
         source,
     })?;
     packfile::install(&pack_dir, &pack)?;
-    move_branch(&real, commit.parent, id)?;
+    move_branch(real, commit.parent, id)?;
     Ok(id)
 }
 

@@ -312,7 +312,7 @@ impl ColdStore {
             message: &message,
             signature: &signature,
         };
-        let written = repo::write_commit(&self.path, &commit, |stage| {
+        let written = repo::write_commit(&state.repo, &commit, |stage| {
             let blob = stage.blob(&content)?;
             stage.upsert(&format!("chunks/{name}"), blob)
         });
@@ -412,7 +412,7 @@ impl ColdStore {
             signature: &signature,
         };
         let chunks = &state.chunks;
-        let id = repo::write_commit(&self.path, &commit, |stage| {
+        let id = repo::write_commit(&state.repo, &commit, |stage| {
             stage.blobs_at(edits)?;
             for chunk in chunks {
                 stage.remove(&format!("chunks/{chunk}"))?;

@@ -1,0 +1,247 @@
+//! Reading pack indexes, and objects a pack holds in zlib's stored form, without libgit2.
+//!
+//! A merge of packs (see `consolidate`) reads every object of the packs it merges. Most of them
+//! come from commit packs, which hold each object whole in stored deflate blocks (see
+//! `packfile`): the content is the blocks' bytes, so it is sliced out of the file instead of
+//! being looked up and inflated through libgit2. Anything else (compressed, or a delta) is
+//! left to libgit2. Every length is checked against the file before it is used, and the
+//! content's Adler-32 must match, so damage falls back to libgit2 (which reports it) rather
+//! than being copied.
+//!
+//! The index layout is in `packfile`'s docs.
+
+use std::path::Path;
+
+use git2::{ObjectType, Oid};
+
+use crate::error::{Error, Result};
+
+/// Where a version 2 index's ids start: after the 8-byte header and the 256 × u32 fan-out.
+const INDEX_IDS: usize = 8 + 256 * 4;
+
+/// The object count of a version 2 `.idx` file (the last fan-out entry), reading only its
+/// header and fan-out, and the file's length.
+pub fn index_count(idx_path: &Path) -> Result<(usize, u64)> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        op: "read pack index",
+        path: idx_path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(idx_path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut head = [0u8; INDEX_IDS];
+    file.read_exact(&mut head)
+        .map_err(|_| Error::corrupt(idx_path, "shorter than a pack index's fan-out"))?;
+    if head[..8] != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
+        return Err(Error::corrupt(idx_path, "not a version 2 pack index"));
+    }
+    let mut last = [0u8; 4];
+    last.copy_from_slice(&head[INDEX_IDS - 4..]);
+    Ok((u32::from_be_bytes(last) as usize, len))
+}
+
+/// An object a pack index lists.
+#[derive(Debug, Clone, Copy)]
+pub struct Listed {
+    /// The object's id.
+    pub id: Oid,
+    /// Where its entry starts in the pack.
+    pub offset: u64,
+    /// CRC32 of its entry's bytes in the pack (header and body).
+    pub crc: u32,
+}
+
+/// Every object a version 2 `.idx` file lists.
+pub fn index_entries(idx_path: &Path) -> Result<Vec<Listed>> {
+    let (count, len) = index_count(idx_path)?;
+    // Ids, CRCs and offsets (28 bytes an object), then two checksums: a count the file cannot
+    // hold is damage, not an allocation to attempt.
+    let needed = count
+        .checked_mul(28)
+        .and_then(|n| n.checked_add(INDEX_IDS + 40))
+        .ok_or_else(|| Error::corrupt(idx_path, "object count overflows"))?;
+    if len < needed as u64 {
+        return Err(Error::corrupt(
+            idx_path,
+            format!("{len} bytes cannot index {count} objects"),
+        ));
+    }
+    let bytes = std::fs::read(idx_path).map_err(|source| Error::Io {
+        op: "read pack index",
+        path: idx_path.to_path_buf(),
+        source,
+    })?;
+    let bad = || Error::corrupt(idx_path, "changed while read");
+    let ids = bytes
+        .get(INDEX_IDS..INDEX_IDS + count * 20)
+        .ok_or_else(bad)?;
+    let crcs = bytes
+        .get(INDEX_IDS + count * 20..INDEX_IDS + count * 24)
+        .ok_or_else(bad)?;
+    let offsets_at = INDEX_IDS + count * 24;
+    let offsets = bytes
+        .get(offsets_at..offsets_at + count * 4)
+        .ok_or_else(bad)?;
+    let large_at = offsets_at + count * 4;
+    let mut entries = Vec::with_capacity(count);
+    let rows = ids
+        .chunks_exact(20)
+        .zip(crcs.chunks_exact(4))
+        .zip(offsets.chunks_exact(4));
+    for ((raw_id, raw_crc), raw_offset) in rows {
+        let id = Oid::from_bytes(raw_id).map_err(|e| Error::git("read an object id", e))?;
+        let small =
+            u32::from_be_bytes([raw_offset[0], raw_offset[1], raw_offset[2], raw_offset[3]]);
+        let offset = if small & 0x8000_0000 == 0 {
+            u64::from(small)
+        } else {
+            let slot = large_at + (small & 0x7fff_ffff) as usize * 8;
+            let raw = bytes
+                .get(slot..slot + 8)
+                .ok_or_else(|| Error::corrupt(idx_path, "a large offset past the table"))?;
+            let mut large = [0u8; 8];
+            large.copy_from_slice(raw);
+            u64::from_be_bytes(large)
+        };
+        let crc = u32::from_be_bytes([raw_crc[0], raw_crc[1], raw_crc[2], raw_crc[3]]);
+        entries.push(Listed { id, offset, crc });
+    }
+    Ok(entries)
+}
+
+/// The object `listed` in `pack`, if it is whole (not a delta) and in zlib's stored form, with
+/// a matching Adler-32 and entry CRC32; `None` otherwise, including for any damage.
+pub fn stored_object(pack: &[u8], listed: &Listed) -> Option<(ObjectType, Vec<u8>)> {
+    let start = usize::try_from(listed.offset).ok()?;
+    let mut at = start;
+    let first = *pack.get(at)?;
+    at += 1;
+    let kind = match (first >> 4) & 7 {
+        1 => ObjectType::Commit,
+        2 => ObjectType::Tree,
+        3 => ObjectType::Blob,
+        4 => ObjectType::Tag,
+        _ => return None,
+    };
+    let mut size = u64::from(first & 0x0f);
+    let mut shift = 4;
+    let mut byte = first;
+    while byte & 0x80 != 0 {
+        byte = *pack.get(at)?;
+        at += 1;
+        if shift > 57 {
+            return None;
+        }
+        size |= u64::from(byte & 0x7f) << shift;
+        shift += 7;
+    }
+    let size = usize::try_from(size).ok()?;
+    // Never more than the pack could hold: the size is not trusted for an allocation.
+    if size > pack.len() {
+        return None;
+    }
+    if pack.get(at..at + 2)? != [0x78, 0x01] {
+        return None;
+    }
+    at += 2;
+    let mut content = Vec::with_capacity(size);
+    loop {
+        let header = *pack.get(at)?;
+        // Stored blocks only (BTYPE 00); bit 0 marks the last.
+        if header & 0b110 != 0 {
+            return None;
+        }
+        let len = u16::from_le_bytes([*pack.get(at + 1)?, *pack.get(at + 2)?]);
+        let nlen = u16::from_le_bytes([*pack.get(at + 3)?, *pack.get(at + 4)?]);
+        if len != !nlen {
+            return None;
+        }
+        at += 5;
+        content.extend_from_slice(pack.get(at..at + usize::from(len))?);
+        at += usize::from(len);
+        if content.len() > size {
+            return None;
+        }
+        if header & 1 == 1 {
+            break;
+        }
+    }
+    let adler = u32::from_be_bytes(pack.get(at..at + 4)?.try_into().ok()?);
+    let mut check = simd_adler32::Adler32::new();
+    check.write(&content);
+    let entry = pack.get(start..at + 4)?;
+    (content.len() == size && check.finish() == adler && crc32fast::hash(entry) == listed.crc)
+        .then_some((kind, content))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::packfile;
+
+    #[test]
+    fn a_damaged_index_is_an_error_not_an_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = dir.path().join("pack-x.idx");
+        let mut bytes = vec![0xff, b't', b'O', b'c', 0, 0, 0, 2];
+        bytes.extend(std::iter::repeat_n(0xffu8, 1024));
+        std::fs::write(&idx, &bytes).unwrap();
+        assert!(matches!(index_entries(&idx), Err(Error::Corrupt { .. })));
+        std::fs::write(&idx, b"not an index").unwrap();
+        assert!(matches!(index_entries(&idx), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn stored_objects_are_read_back_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+        let objects: Vec<(ObjectType, Vec<u8>)> = vec![
+            (ObjectType::Blob, b"".to_vec()),
+            (ObjectType::Blob, b"{\"a\":1}".to_vec()),
+            (ObjectType::Blob, big),
+            (ObjectType::Tree, b"100644 a\0aaaaaaaaaaaaaaaaaaaa".to_vec()),
+        ];
+        let ids: Vec<Oid> = objects
+            .iter()
+            .map(|(kind, data)| Oid::hash_object(*kind, data).unwrap())
+            .collect();
+        let pack = packfile::build(
+            objects
+                .iter()
+                .zip(&ids)
+                .map(|((kind, data), id)| (*kind, *id, data.as_slice())),
+        )
+        .unwrap();
+        let path = packfile::install(dir.path(), &pack).unwrap();
+        let entries = index_entries(&path.with_extension("idx")).unwrap();
+        assert_eq!(entries.len(), objects.len());
+        for listed in &entries {
+            let (kind, data) = stored_object(&pack.bytes, listed).unwrap();
+            assert_eq!(Oid::hash_object(kind, &data).unwrap(), listed.id);
+        }
+        // Any flipped bit in an entry (its type included) is refused.
+        let listed = *entries.iter().find(|l| l.id == ids[1]).unwrap();
+        let start = listed.offset as usize;
+        // 1 header byte, the zlib header (2), one block header (5), 7 bytes, Adler-32 (4).
+        let entry_len = 1 + 2 + 5 + 7 + 4;
+        for byte in start..start + entry_len {
+            for bit in 0..8 {
+                let mut damaged = pack.bytes.clone();
+                damaged[byte] ^= 1 << bit;
+                assert!(
+                    stored_object(&damaged, &listed).is_none(),
+                    "byte {byte} bit {bit}"
+                );
+            }
+        }
+        // Past the end: nothing.
+        let past = Listed {
+            offset: pack.bytes.len() as u64,
+            ..listed
+        };
+        assert!(stored_object(&pack.bytes, &past).is_none());
+        assert!(stored_object(&pack.bytes[..40], &listed).is_none());
+    }
+}
