@@ -45,6 +45,9 @@ use crate::repo::{self, RepackReport};
 /// fifth of ~150 bytes); chunk files and large trees are where compression pays.
 const COMPRESS_FROM: usize = 1024;
 
+/// Most threads compressing one merge.
+const MAX_THREADS: usize = 4;
+
 /// How old a pack without an index must be before a merge removes it as a crash's leftover.
 const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -346,16 +349,41 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
         })
     });
     let entries: Vec<_> = entries.collect();
-    let mut compressor = Compress::new(Compression::fast(), true);
-    let pack = packfile::build_with(entries.into_iter(), |data, out| {
-        if data.len() < COMPRESS_FROM {
-            packfile::store(data, out);
-            Ok(())
-        } else {
-            deflate(&mut compressor, data, out)
-        }
-    })
-    .map_err(io)?;
+    // Compression is most of a merge's time; each thread compresses a run of entries.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS);
+    let per_thread = entries.len().div_ceil(threads).max(1);
+    let encode_run = |run: &[(Stored, Oid, &[u8])]| {
+        let mut compressor = Compress::new(Compression::fast(), true);
+        packfile::encode(run.iter().copied(), |data, out| {
+            if data.len() < COMPRESS_FROM {
+                packfile::store(data, out);
+                Ok(())
+            } else {
+                deflate(&mut compressor, data, out)
+            }
+        })
+    };
+    let parts: Vec<std::io::Result<packfile::Part>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = entries
+            .chunks(per_thread)
+            .map(|run| scope.spawn(move || encode_run(run)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a packing thread panicked")))
+            })
+            .collect()
+    });
+    let parts = parts
+        .into_iter()
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(io)?;
+    let pack = packfile::assemble(parts).map_err(io)?;
     packfile::install(&pack_dir, &pack)?;
     let new_name = pack.name();
     for old in merged.iter().chain(&orphans) {

@@ -88,15 +88,25 @@ pub enum Stored {
 /// zlib streams (stored or compressed).
 pub fn build_with<'a>(
     objects: impl ExactSizeIterator<Item = (Stored, Oid, &'a [u8])>,
-    mut body: impl FnMut(&[u8], &mut Vec<u8>) -> std::io::Result<()>,
+    body: impl FnMut(&[u8], &mut Vec<u8>) -> std::io::Result<()>,
 ) -> std::io::Result<Pack> {
-    let mut pack = Vec::new();
-    pack.extend_from_slice(b"PACK");
-    pack.extend_from_slice(&2u32.to_be_bytes());
-    let count = u32::try_from(objects.len())
-        .map_err(|_| std::io::Error::other("more objects than a pack can count"))?;
-    pack.extend_from_slice(&count.to_be_bytes());
-    let mut entries = Vec::with_capacity(objects.len());
+    assemble(vec![encode(objects, body)?])
+}
+
+/// A run of consecutive pack entries, encoded apart from the others (on its own thread, say).
+pub struct Part {
+    bytes: Vec<u8>,
+    /// Each entry's id, offset within `bytes` and CRC32.
+    entries: Vec<(Oid, u64, u32)>,
+}
+
+/// Encodes `objects` as consecutive pack entries; see [`build_with`].
+pub fn encode<'a>(
+    objects: impl Iterator<Item = (Stored, Oid, &'a [u8])>,
+    mut body: impl FnMut(&[u8], &mut Vec<u8>) -> std::io::Result<()>,
+) -> std::io::Result<Part> {
+    let mut bytes = Vec::new();
+    let mut entries = Vec::new();
     for (kind, id, data) in objects {
         let type_bits: u8 = match kind {
             Stored::Whole(ObjectType::Commit) => 1,
@@ -108,21 +118,43 @@ pub fn build_with<'a>(
                 return Err(std::io::Error::other(format!("cannot pack a {other:?}")))
             }
         };
-        let start = pack.len();
+        let start = bytes.len();
         let mut size = data.len() as u64;
         let mut byte = (type_bits << 4) | (size & 0x0f) as u8;
         size >>= 4;
         while size > 0 {
-            pack.push(byte | 0x80);
+            bytes.push(byte | 0x80);
             byte = (size & 0x7f) as u8;
             size >>= 7;
         }
-        pack.push(byte);
+        bytes.push(byte);
         if let Stored::RefDelta(base) = kind {
-            pack.extend_from_slice(base.as_bytes());
+            bytes.extend_from_slice(base.as_bytes());
         }
-        body(data, &mut pack)?;
-        entries.push((id, start as u64, crc32fast::hash(&pack[start..])));
+        body(data, &mut bytes)?;
+        entries.push((id, start as u64, crc32fast::hash(&bytes[start..])));
+    }
+    Ok(Part { bytes, entries })
+}
+
+/// The pack holding `parts`' entries, in order.
+pub fn assemble(parts: Vec<Part>) -> std::io::Result<Pack> {
+    let count: usize = parts.iter().map(|p| p.entries.len()).sum();
+    let count = u32::try_from(count)
+        .map_err(|_| std::io::Error::other("more objects than a pack can count"))?;
+    let mut pack = Vec::with_capacity(12 + parts.iter().map(|p| p.bytes.len()).sum::<usize>() + 20);
+    pack.extend_from_slice(b"PACK");
+    pack.extend_from_slice(&2u32.to_be_bytes());
+    pack.extend_from_slice(&count.to_be_bytes());
+    let mut entries = Vec::with_capacity(count as usize);
+    for part in parts {
+        let base = pack.len() as u64;
+        entries.extend(
+            part.entries
+                .into_iter()
+                .map(|(id, offset, crc)| (id, base + offset, crc)),
+        );
+        pack.extend_from_slice(&part.bytes);
     }
     let checksum: [u8; 20] = Sha1::digest(&pack).into();
     pack.extend_from_slice(&checksum);
