@@ -40,13 +40,12 @@ fn daemon(base: &Path) -> (Child, u16) {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new("git")
-        .args([
-            "daemon",
-            "--reuseaddr",
-            "--listen=127.0.0.1",
-            "--export-all",
-        ])
+    // The `git-daemon` program itself: `git daemon` would run it as a child of its own, which
+    // killing `git` leaves running.
+    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+    let program = Path::new(String::from_utf8_lossy(&exec_path.stdout).trim()).join("git-daemon");
+    let mut child = Command::new(program)
+        .args(["--reuseaddr", "--listen=127.0.0.1", "--export-all"])
         .arg("--enable=receive-pack")
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", base.display()))

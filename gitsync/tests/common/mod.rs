@@ -113,6 +113,16 @@ pub fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// Where git keeps its `git-daemon` program.
+pub fn git_daemon_program() -> std::path::PathBuf {
+    let out = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("run git --exec-path");
+    assert!(out.status.success(), "git --exec-path failed");
+    Path::new(String::from_utf8_lossy(&out.stdout).trim()).join("git-daemon")
+}
+
 /// `git daemon` serving every repository under a directory, pushes allowed; killed on drop.
 pub struct Daemon {
     child: std::process::Child,
@@ -125,8 +135,9 @@ impl Daemon {
     }
 
     pub fn start_on(base: &Path, port: u16) -> Daemon {
-        let child = Command::new("git")
-            .arg("daemon")
+        // The `git-daemon` program itself: `git daemon` would run it as a child of its own,
+        // which killing `git` leaves running.
+        let child = Command::new(git_daemon_program())
             .arg("--reuseaddr")
             .arg("--listen=127.0.0.1")
             .arg(format!("--port={port}"))
