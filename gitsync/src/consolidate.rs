@@ -38,15 +38,13 @@ use crate::delta;
 use crate::error::{Error, Result};
 use crate::packfile::{self, Stored};
 use crate::packread;
+use crate::parallel;
 use crate::repo::{self, RepackReport};
 
 /// Objects smaller than this stay in zlib's stored form. Resetting a zlib compressor clears
 /// its 64 KiB hash table, which costs more than compressing a small state blob saves (about a
 /// fifth of ~150 bytes); chunk files and large trees are where compression pays.
 const COMPRESS_FROM: usize = 1024;
-
-/// Most threads compressing one merge.
-const MAX_THREADS: usize = 4;
 
 /// How old a pack without an index must be before a merge removes it as a crash's leftover.
 const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -350,35 +348,22 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
     });
     let entries: Vec<_> = entries.collect();
     // Compression is most of a merge's time; each thread compresses a run of entries.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_THREADS);
-    let per_thread = entries.len().div_ceil(threads).max(1);
-    let encode_run = |run: &[(Stored, Oid, &[u8])]| {
-        let mut compressor = Compress::new(Compression::fast(), true);
-        packfile::encode(run.iter().copied(), |data, out| {
-            if data.len() < COMPRESS_FROM {
-                packfile::store(data, out);
-                Ok(())
-            } else {
-                deflate(&mut compressor, data, out)
-            }
-        })
-    };
-    let parts: Vec<std::io::Result<packfile::Part>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = entries
-            .chunks(per_thread)
-            .map(|run| scope.spawn(move || encode_run(run)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("a packing thread panicked")))
+    let parts = parallel::in_runs(
+        &entries,
+        1,
+        |run: &[(Stored, Oid, &[u8])]| {
+            let mut compressor = Compress::new(Compression::fast(), true);
+            packfile::encode(run.iter().copied(), |data, out| {
+                if data.len() < COMPRESS_FROM {
+                    packfile::store(data, out);
+                    Ok(())
+                } else {
+                    deflate(&mut compressor, data, out)
+                }
             })
-            .collect()
-    });
+        },
+        || Err(std::io::Error::other("a packing thread panicked")),
+    );
     let parts = parts
         .into_iter()
         .collect::<std::io::Result<Vec<_>>>()

@@ -39,6 +39,7 @@ mod merge;
 pub mod names;
 mod packfile;
 mod packread;
+mod parallel;
 mod read;
 mod remote;
 pub mod repo;

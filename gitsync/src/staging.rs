@@ -24,12 +24,11 @@ use git2::{ObjectType, Oid, Repository, Signature};
 
 use crate::error::{Error, Result};
 use crate::packfile;
+use crate::parallel;
 use crate::repo::{move_branch, NewCommit};
 
 /// Blobs below this many are hashed on the calling thread.
 const PARALLEL_FROM: usize = 512;
-/// Most threads hashing one commit's blobs.
-const MAX_HASH_THREADS: usize = 4;
 
 /// Git's mode for a regular file.
 const MODE_BLOB: i32 = 0o100_644;
@@ -69,45 +68,28 @@ impl Staging<'_> {
     /// then [`Self::upsert`] for each, with the hashing spread over the machine's cores when
     /// there are many (a fold writes thousands).
     pub fn blobs_at(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
-        let hash = |files: &[(String, Vec<u8>)]| -> Result<Vec<Oid>> {
-            files
-                .iter()
-                .map(|(_, bytes)| {
-                    Oid::hash_object(ObjectType::Blob, bytes)
-                        .map_err(|e| Error::git("hash a blob", e))
-                })
-                .collect()
-        };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_HASH_THREADS);
-        let ids = if files.len() < PARALLEL_FROM || threads == 1 {
-            hash(&files)?
-        } else {
-            let per_thread = files.len().div_ceil(threads);
-            let parts: Vec<Result<Vec<Oid>>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = files
-                    .chunks(per_thread)
-                    .map(|part| scope.spawn(move || hash(part)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|handle| {
-                        handle.join().unwrap_or_else(|_| {
-                            Err(Error::corrupt(
-                                self.real.path(),
-                                "a hashing thread panicked",
-                            ))
-                        })
+        let runs = parallel::in_runs(
+            &files,
+            PARALLEL_FROM,
+            |run: &[(String, Vec<u8>)]| -> Result<Vec<Oid>> {
+                run.iter()
+                    .map(|(_, bytes)| {
+                        Oid::hash_object(ObjectType::Blob, bytes)
+                            .map_err(|e| Error::git("hash a blob", e))
                     })
                     .collect()
-            });
-            let mut ids = Vec::with_capacity(files.len());
-            for part in parts {
-                ids.extend(part?);
-            }
-            ids
-        };
+            },
+            || {
+                Err(Error::corrupt(
+                    self.real.path(),
+                    "a hashing thread panicked",
+                ))
+            },
+        );
+        let mut ids = Vec::with_capacity(files.len());
+        for run in runs {
+            ids.extend(run?);
+        }
         for ((path, bytes), id) in files.into_iter().zip(ids) {
             self.blobs.entry(id).or_insert(bytes);
             self.edit(&path, Some(id))?;

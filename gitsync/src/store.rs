@@ -34,10 +34,14 @@ use crate::codec::{self, Form};
 use crate::error::{Error, Result};
 use crate::hlc::{Hlc, Stamp};
 use crate::names;
+use crate::parallel;
 use crate::read::{self, Overlay, Stamped, View};
 use crate::repo::{self, NewCommit};
 
 pub use crate::read::Version;
+
+/// A fold encodes its state documents on the calling thread below this many keys.
+const PARALLEL_ENCODE_FROM: usize = 512;
 
 /// File in the repository directory holding the committer's examined watermark.
 const EXAMINED_FILE: &str = "strata-examined";
@@ -368,7 +372,7 @@ impl ColdStore {
             .head
             .ok_or_else(|| Error::corrupt(&self.path, "fold without a head"))?;
         let tree = read::commit_tree(&state.repo, head)?;
-        let mut edits: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut newest_versions: Vec<(&Key, &Stamped)> = Vec::new();
         let mut max_lsn = state.state_lsn;
         for (key, versions) in &state.overlay {
             let Some(newest) = read::newest_of(versions) else {
@@ -387,15 +391,35 @@ impl ColdStore {
                     continue;
                 }
             }
-            // A deletion stays in state/ as a small `{"del":true,...}` document: it tells a
-            // reader (and `git log -p`) when the key went, and shadows older versions.
-            let path = names::state_path(key.as_bytes())?;
-            let hashed = path.rsplit('/').next().is_some_and(names::is_hashed);
-            let doc_key = hashed.then_some(key.as_bytes());
-            edits.push((
-                path,
-                codec::encode(doc_key, &newest.entry, Form::StateBlob, Some(&newest.stamp))?,
-            ));
+            newest_versions.push((key, newest));
+        }
+        let mut edits: Vec<(String, Vec<u8>)> = Vec::with_capacity(newest_versions.len());
+        let runs = parallel::in_runs(
+            &newest_versions,
+            PARALLEL_ENCODE_FROM,
+            |run: &[(&Key, &Stamped)]| -> Result<Vec<(String, Vec<u8>)>> {
+                run.iter()
+                    .map(|(key, newest)| {
+                        // A deletion stays in state/ as a small `{"del":true,...}` document:
+                        // it tells a reader (and `git log -p`) when the key went, and shadows
+                        // older versions.
+                        let path = names::state_path(key.as_bytes())?;
+                        let hashed = path.rsplit('/').next().is_some_and(names::is_hashed);
+                        let doc_key = hashed.then_some(key.as_bytes());
+                        let doc = codec::encode(
+                            doc_key,
+                            &newest.entry,
+                            Form::StateBlob,
+                            Some(&newest.stamp),
+                        )?;
+                        Ok((path, doc))
+                    })
+                    .collect()
+            },
+            || Err(Error::corrupt(&self.path, "an encoding thread panicked")),
+        );
+        for run in runs {
+            edits.extend(run?);
         }
         let hlc = state.hlc.next(self.clock.now_ms());
         let message = format!(
