@@ -187,16 +187,12 @@ fn tree_bytes(entries: &mut [Entry]) -> Vec<u8> {
 /// New objects of a commit, in the order they are built.
 type NewObjects = Vec<(ObjectType, Oid, Vec<u8>)>;
 
-/// Rebuilds the tree `base` (or an empty one) with `edits`, adding each new tree to `out`.
-/// Returns `None` for a subdirectory left empty (git stores no empty subtree).
-fn rebuild(
-    repo: &Repository,
-    base: Option<Oid>,
-    edits: &Dir,
-    is_root: bool,
-    out: &mut NewObjects,
-) -> Result<Option<Oid>> {
-    let mut entries: BTreeMap<Vec<u8>, (i32, Oid)> = BTreeMap::new();
+/// A tree's entries by name: mode and id.
+type Entries = BTreeMap<Vec<u8>, (i32, Oid)>;
+
+/// The entries of tree `base`, or none.
+fn base_entries(repo: &Repository, base: Option<Oid>) -> Result<Entries> {
+    let mut entries = Entries::new();
     if let Some(base) = base {
         let tree = repo
             .find_tree(base)
@@ -205,38 +201,134 @@ fn rebuild(
             entries.insert(entry.name_bytes().to_vec(), (entry.filemode(), entry.id()));
         }
     }
-    for (name, edit) in &edits.0 {
-        let key = name.as_bytes();
-        match edit {
-            Edit::File(Some(id)) => {
-                entries.insert(key.to_vec(), (MODE_BLOB, *id));
-            }
-            Edit::File(None) => {
-                entries.remove(key);
-            }
-            Edit::Dir(sub) => {
-                let sub_base = entries
-                    .get(key)
-                    .filter(|(mode, _)| *mode == MODE_TREE)
-                    .map(|(_, id)| *id);
-                match rebuild(repo, sub_base, sub, false, out)? {
-                    Some(id) => entries.insert(key.to_vec(), (MODE_TREE, id)),
-                    None => entries.remove(key),
-                };
-            }
+    Ok(entries)
+}
+
+/// A tree built from `entries` with `edits`' file edits applied (its subdirectory edits are
+/// already in `entries`): its id, and its bytes if it is not `base`. `None` for a subdirectory
+/// left empty (git stores no empty subtree).
+fn finish(
+    entries: &Entries,
+    edits: &Dir,
+    base: Option<Oid>,
+    is_root: bool,
+) -> Result<Option<(Oid, Option<Vec<u8>>)>> {
+    // Both sides are sorted by name bytes: one pass merges them.
+    let mut files = edits
+        .0
+        .iter()
+        .filter_map(|(name, edit)| match edit {
+            Edit::File(blob) => Some((name.as_bytes(), *blob)),
+            Edit::Dir(_) => None,
+        })
+        .peekable();
+    let mut list: Vec<Entry> = Vec::with_capacity(entries.len() + edits.0.len());
+    let add = |name: &[u8], blob: Option<Oid>, list: &mut Vec<Entry>| {
+        if let Some(id) = blob {
+            list.push(Entry {
+                name: name.to_vec(),
+                mode: MODE_BLOB,
+                id,
+            });
+        }
+    };
+    for (name, (mode, id)) in entries {
+        while let Some((edited, blob)) = files.next_if(|(edited, _)| *edited < name.as_slice()) {
+            add(edited, blob, &mut list);
+        }
+        match files.next_if(|(edited, _)| *edited == name.as_slice()) {
+            Some((edited, blob)) => add(edited, blob, &mut list),
+            None => list.push(Entry {
+                name: name.clone(),
+                mode: *mode,
+                id: *id,
+            }),
         }
     }
-    if entries.is_empty() && !is_root {
+    for (edited, blob) in files {
+        add(edited, blob, &mut list);
+    }
+    if list.is_empty() && !is_root {
         return Ok(None);
     }
-    let mut list: Vec<Entry> = entries
-        .into_iter()
-        .map(|(name, (mode, id))| Entry { name, mode, id })
-        .collect();
     let bytes = tree_bytes(&mut list);
     let id =
         Oid::hash_object(ObjectType::Tree, &bytes).map_err(|e| Error::git("hash a tree", e))?;
-    if Some(id) != base {
+    Ok(Some((id, (Some(id) != base).then_some(bytes))))
+}
+
+/// Subdirectories with edits below which the new trees are built on several threads.
+const PARALLEL_TREES_FROM: usize = 64;
+
+/// Rebuilds the tree `base` (or an empty one) with `edits`, adding each new tree to `out`.
+/// Returns `None` for a subdirectory left empty.
+///
+/// A subdirectory whose edits are all files (a `state/<bucket>`, say) needs nothing but its
+/// old entries: those are read first, then such trees are built on several threads.
+fn rebuild(
+    repo: &Repository,
+    base: Option<Oid>,
+    edits: &Dir,
+    is_root: bool,
+    out: &mut NewObjects,
+) -> Result<Option<Oid>> {
+    let mut entries = base_entries(repo, base)?;
+    let mut leaves: Vec<(&[u8], &Dir, Option<Oid>, Entries)> = Vec::new();
+    for (name, edit) in &edits.0 {
+        let Edit::Dir(sub) = edit else {
+            continue;
+        };
+        let key = name.as_bytes();
+        let sub_base = entries
+            .get(key)
+            .filter(|(mode, _)| *mode == MODE_TREE)
+            .map(|(_, id)| *id);
+        if sub.0.values().all(|e| matches!(e, Edit::File(_))) {
+            leaves.push((key, sub, sub_base, base_entries(repo, sub_base)?));
+            continue;
+        }
+        match rebuild(repo, sub_base, sub, false, out)? {
+            Some(id) => entries.insert(key.to_vec(), (MODE_TREE, id)),
+            None => entries.remove(key),
+        };
+    }
+    type Built = Result<Vec<Option<(Oid, Option<Vec<u8>>)>>>;
+    let runs = parallel::in_runs(
+        &leaves,
+        PARALLEL_TREES_FROM,
+        |run: &[(&[u8], &Dir, Option<Oid>, Entries)]| -> Built {
+            run.iter()
+                .map(|(_, sub, sub_base, sub_entries)| finish(sub_entries, sub, *sub_base, false))
+                .collect()
+        },
+        || {
+            Err(Error::corrupt(
+                repo.path(),
+                "a tree-building thread panicked",
+            ))
+        },
+    );
+    let mut built = Vec::with_capacity(leaves.len());
+    for run in runs {
+        built.extend(run?);
+    }
+    for ((key, ..), tree) in leaves.iter().zip(built) {
+        match tree {
+            Some((id, bytes)) => {
+                if let Some(bytes) = bytes {
+                    out.push((ObjectType::Tree, id, bytes));
+                }
+                entries.insert(key.to_vec(), (MODE_TREE, id));
+            }
+            None => {
+                entries.remove(*key);
+            }
+        }
+    }
+    let Some((id, bytes)) = finish(&entries, edits, base, is_root)? else {
+        return Ok(None);
+    };
+    if let Some(bytes) = bytes {
         out.push((ObjectType::Tree, id, bytes));
     }
     Ok(Some(id))
@@ -466,6 +558,64 @@ mod tests {
         let root_b = rebuild(&repo, None, &serial.edits, true, &mut b).unwrap();
         assert_eq!(root_a, root_b);
         assert_eq!(parallel.blobs, serial.blobs);
+    }
+
+    /// Edits over many directories (built on several threads), then removals that empty
+    /// some of them, give the trees libgit2's own tree updater gives.
+    #[test]
+    fn rebuilt_trees_match_libgit2s_tree_updater() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let blob = repo.blob(b"v").unwrap();
+        let other = repo.blob(b"w").unwrap();
+        let mut base = None;
+        type Round = dyn Fn(usize) -> Option<(String, Option<Oid>)>;
+        let rounds: [&Round; 2] = [
+            &move |i| Some((format!("state/d{:03}/k{i}", i % 150), Some(blob))),
+            &move |i| match i % 3 {
+                0 => Some((format!("state/d{:03}/k{i}", i % 150), None)),
+                1 => Some((format!("state/d{:03}/k{i}", i % 150), Some(other))),
+                _ => (i % 150 < 40).then(|| (format!("state/d{:03}/k{i}", i % 150), None)),
+            },
+        ];
+        for round in rounds {
+            let mut stage = Staging {
+                real: &repo,
+                blobs: HashMap::new(),
+                edits: Dir::default(),
+            };
+            let mut updater = git2::build::TreeUpdateBuilder::new();
+            for i in 0..1200 {
+                let Some((path, blob)) = round(i) else {
+                    continue;
+                };
+                match blob {
+                    Some(id) => {
+                        stage.upsert(&path, id).unwrap();
+                        updater.upsert(&path, id, git2::FileMode::Blob);
+                    }
+                    None => {
+                        stage.remove(&path).unwrap();
+                        updater.remove(&path);
+                    }
+                }
+            }
+            let mut objects = Vec::new();
+            let ours = rebuild(&repo, base, &stage.edits, true, &mut objects).unwrap();
+            let odb = repo.odb().unwrap();
+            for (kind, _, bytes) in &objects {
+                odb.write(*kind, bytes).unwrap();
+            }
+            let base_tree = match base {
+                Some(id) => repo.find_tree(id).unwrap(),
+                None => repo
+                    .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
+                    .unwrap(),
+            };
+            let theirs = updater.create_updated(&repo, &base_tree).unwrap();
+            assert_eq!(ours, Some(theirs));
+            base = ours;
+        }
     }
 
     #[test]
