@@ -38,7 +38,6 @@ use crate::delta;
 use crate::error::{Error, Result};
 use crate::packfile::{self, Stored};
 use crate::packread;
-use crate::parallel;
 use crate::repo::{self, RepackReport};
 
 /// Objects smaller than this stay in zlib's stored form. Resetting a zlib compressor clears
@@ -348,27 +347,18 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
     });
     let entries: Vec<_> = entries.collect();
     // Compression is most of a merge's time; each thread compresses a run of entries.
-    let parts = parallel::in_runs(
-        &entries,
-        1,
-        |run: &[(Stored, Oid, &[u8])]| {
-            let mut compressor = Compress::new(Compression::fast(), true);
-            packfile::encode(run.iter().copied(), |data, out| {
-                if data.len() < COMPRESS_FROM {
-                    packfile::store(data, out);
-                    Ok(())
-                } else {
-                    deflate(&mut compressor, data, out)
-                }
-            })
-        },
-        || Err(std::io::Error::other("a packing thread panicked")),
-    );
-    let parts = parts
-        .into_iter()
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(io)?;
-    let pack = packfile::assemble(parts).map_err(io)?;
+    let pack = packfile::build_in_runs(&entries, 1, || {
+        let mut compressor = Compress::new(Compression::fast(), true);
+        move |data: &[u8], out: &mut Vec<u8>| {
+            if data.len() < COMPRESS_FROM {
+                packfile::store(data, out);
+                Ok(())
+            } else {
+                deflate(&mut compressor, data, out)
+            }
+        }
+    })
+    .map_err(io)?;
     packfile::install(&pack_dir, &pack)?;
     let new_name = pack.name();
     for old in merged.iter().chain(&orphans) {

@@ -63,15 +63,16 @@ impl Pack {
     }
 }
 
-/// Builds a pack holding `objects` (kind, id, content) as they are.
+/// Builds a pack holding `objects` (kind, id, content) as they are, on the calling thread.
+#[cfg(test)]
 pub fn build<'a>(
     objects: impl ExactSizeIterator<Item = (ObjectType, Oid, &'a [u8])>,
 ) -> std::io::Result<Pack> {
     let entries = objects.map(|(kind, id, data)| (Stored::Whole(kind), id, data));
-    build_with(entries, |data, out| {
+    assemble(vec![encode(entries, |data, out| {
         store(data, out);
         Ok(())
-    })
+    })?])
 }
 
 /// How a pack entry holds its object.
@@ -84,13 +85,23 @@ pub enum Stored {
     RefDelta(Oid),
 }
 
-/// Builds a pack of `objects` (form, id, content or delta) whose bodies `body` appends as
-/// zlib streams (stored or compressed).
-pub fn build_with<'a>(
-    objects: impl ExactSizeIterator<Item = (Stored, Oid, &'a [u8])>,
-    body: impl FnMut(&[u8], &mut Vec<u8>) -> std::io::Result<()>,
-) -> std::io::Result<Pack> {
-    assemble(vec![encode(objects, body)?])
+/// Builds a pack of `entries`, encoding runs of them on several threads (see `parallel`)
+/// once there are `parallel_from` or more; `body` makes each thread's body encoder.
+pub fn build_in_runs<B>(
+    entries: &[(Stored, Oid, &[u8])],
+    parallel_from: usize,
+    body: impl Fn() -> B + Sync,
+) -> std::io::Result<Pack>
+where
+    B: FnMut(&[u8], &mut Vec<u8>) -> std::io::Result<()>,
+{
+    let parts = crate::parallel::in_runs(
+        entries,
+        parallel_from,
+        |run: &[(Stored, Oid, &[u8])]| encode(run.iter().copied(), body()),
+        || Err(std::io::Error::other("a packing thread panicked")),
+    );
+    assemble(parts.into_iter().collect::<std::io::Result<Vec<_>>>()?)
 }
 
 /// A run of consecutive pack entries, encoded apart from the others (on its own thread, say).

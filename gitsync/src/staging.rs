@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use git2::{ObjectType, Oid, Repository, Signature};
 
 use crate::error::{Error, Result};
-use crate::packfile;
+use crate::packfile::{self, Stored};
 use crate::parallel;
 use crate::repo::{move_branch, NewCommit};
 
@@ -418,11 +418,17 @@ pub fn write_commit(
     objects.push((ObjectType::Commit, id, bytes));
 
     let pack_dir = path.join("objects/pack");
-    let pack = packfile::build(
-        objects
-            .iter()
-            .map(|(kind, id, bytes)| (*kind, *id, bytes.as_slice())),
-    )
+    let entries: Vec<(Stored, Oid, &[u8])> = objects
+        .iter()
+        .map(|(kind, id, bytes)| (Stored::Whole(*kind), *id, bytes.as_slice()))
+        .collect();
+    // A fold's pack holds thousands of objects: their checksums are computed on several threads.
+    let pack = packfile::build_in_runs(&entries, PARALLEL_FROM, || {
+        |data: &[u8], out: &mut Vec<u8>| {
+            packfile::store(data, out);
+            Ok(())
+        }
+    })
     .map_err(|source| Error::Io {
         op: "build pack",
         path: pack_dir.clone(),
