@@ -1,4 +1,5 @@
-//! Crash test: a child process commits batches (with folds) and is killed with SIGKILL at
+//! Crash test: a child process commits batches (with folds, and with pack merges every few
+//! commits, as at most four packs are allowed) and is killed with SIGKILL at
 //! random moments, 50 times by default (STRATA_CRASH_CYCLES for more). After every kill the
 //! repository passes `git fsck --strict`, its head is readable, and it holds exactly the
 //! changes up to its committed watermark, which is at least the last one acknowledged.
@@ -24,7 +25,7 @@ fn crash_child() {
     let Ok(dir) = std::env::var("STRATA_GITSYNC_CRASH_CHILD") else {
         return;
     };
-    let store = common::open(std::path::Path::new(&dir), 3);
+    let store = common::open_with_packs(std::path::Path::new(&dir), 3, 4);
     let mut out = std::io::stdout().lock();
     writeln!(out).unwrap();
     loop {
