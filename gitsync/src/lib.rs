@@ -38,7 +38,7 @@ mod maintain;
 mod merge;
 pub mod names;
 mod packfile;
-mod packread;
+pub mod packread;
 mod parallel;
 mod read;
 mod remote;

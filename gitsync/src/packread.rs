@@ -54,35 +54,41 @@ pub struct Listed {
 
 /// Every object a version 2 `.idx` file lists.
 pub fn index_entries(idx_path: &Path) -> Result<Vec<Listed>> {
-    let (count, len) = index_count(idx_path)?;
-    // Ids, CRCs and offsets (28 bytes an object), then two checksums: a count the file cannot
-    // hold is damage, not an allocation to attempt.
-    let needed = count
-        .checked_mul(28)
-        .and_then(|n| n.checked_add(INDEX_IDS + 40))
-        .ok_or_else(|| Error::corrupt(idx_path, "object count overflows"))?;
-    if len < needed as u64 {
-        return Err(Error::corrupt(
-            idx_path,
-            format!("{len} bytes cannot index {count} objects"),
-        ));
-    }
     let bytes = std::fs::read(idx_path).map_err(|source| Error::Io {
         op: "read pack index",
         path: idx_path.to_path_buf(),
         source,
     })?;
-    let bad = || Error::corrupt(idx_path, "changed while read");
-    let ids = bytes
-        .get(INDEX_IDS..INDEX_IDS + count * 20)
-        .ok_or_else(bad)?;
-    let crcs = bytes
-        .get(INDEX_IDS + count * 20..INDEX_IDS + count * 24)
-        .ok_or_else(bad)?;
+    parse_index(idx_path, &bytes)
+}
+
+/// Every object the version 2 index `bytes` lists; `source` names it in errors. Any damage
+/// that makes the listing impossible is an error; the ids and offsets themselves are not
+/// checked (a reader of the pack checks each entry's CRC32).
+pub fn parse_index(source: &Path, bytes: &[u8]) -> Result<Vec<Listed>> {
+    let bad = |detail: String| Error::corrupt(source, detail);
+    if bytes.len() < INDEX_IDS || bytes[..8] != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
+        return Err(bad("not a version 2 pack index".into()));
+    }
+    let mut last = [0u8; 4];
+    last.copy_from_slice(&bytes[INDEX_IDS - 4..INDEX_IDS]);
+    let count = u32::from_be_bytes(last) as usize;
+    // Ids, CRCs and offsets (28 bytes an object), then two checksums: a count the bytes cannot
+    // hold is damage, not an allocation to attempt.
+    let needed = count
+        .checked_mul(28)
+        .and_then(|n| n.checked_add(INDEX_IDS + 40))
+        .ok_or_else(|| bad("object count overflows".into()))?;
+    if bytes.len() < needed {
+        return Err(bad(format!(
+            "{} bytes cannot index {count} objects",
+            bytes.len()
+        )));
+    }
+    let ids = &bytes[INDEX_IDS..INDEX_IDS + count * 20];
+    let crcs = &bytes[INDEX_IDS + count * 20..INDEX_IDS + count * 24];
     let offsets_at = INDEX_IDS + count * 24;
-    let offsets = bytes
-        .get(offsets_at..offsets_at + count * 4)
-        .ok_or_else(bad)?;
+    let offsets = &bytes[offsets_at..offsets_at + count * 4];
     let large_at = offsets_at + count * 4;
     let mut entries = Vec::with_capacity(count);
     let rows = ids
@@ -96,10 +102,12 @@ pub fn index_entries(idx_path: &Path) -> Result<Vec<Listed>> {
         let offset = if small & 0x8000_0000 == 0 {
             u64::from(small)
         } else {
-            let slot = large_at + (small & 0x7fff_ffff) as usize * 8;
-            let raw = bytes
-                .get(slot..slot + 8)
-                .ok_or_else(|| Error::corrupt(idx_path, "a large offset past the table"))?;
+            let slot = (small & 0x7fff_ffff) as usize;
+            let raw = slot
+                .checked_mul(8)
+                .and_then(|at| at.checked_add(large_at))
+                .and_then(|at| bytes.get(at..at.checked_add(8)?))
+                .ok_or_else(|| bad(format!("large offset {slot} past the table")))?;
             let mut large = [0u8; 8];
             large.copy_from_slice(raw);
             u64::from_be_bytes(large)

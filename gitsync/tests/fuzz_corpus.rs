@@ -6,6 +6,8 @@
 mod chunk_lines;
 #[path = "harness/key_names.rs"]
 mod key_names;
+#[path = "harness/pack_read.rs"]
+mod pack_read;
 
 #[path = "../../fuzz/harness/corpus.rs"]
 mod corpus;
@@ -19,6 +21,71 @@ fn chunk_lines_corpus_replays_cleanly() {
 #[test]
 fn key_names_corpus_replays_cleanly() {
     replay("key_names", key_names::run);
+}
+
+#[test]
+fn pack_read_corpus_replays_cleanly() {
+    replay("pack_read", pack_read::run);
+}
+
+/// Writes the seed corpus of `pack_read`: the index and pack of every pack a small store
+/// writes (commit packs, a fold's, a merge's with deltas and compressed objects), and damaged
+/// copies of one. Run with `STRATA_WRITE_SEED_CORPUS=1`, like `write_seed_corpus`.
+#[test]
+fn write_pack_read_seed_corpus() {
+    if std::env::var_os("STRATA_WRITE_SEED_CORPUS").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("cold.git");
+    let options = strata_gitsync::ColdOptions {
+        keep_chunks: 2,
+        writer_id: Some("seed".into()),
+        max_packs: 4,
+    };
+    let clock = std::sync::Arc::new(strata_tiering::clock::ManualClock::new(1_700_000_000_000));
+    let store = strata_gitsync::ColdStore::open(&repo, options, clock).unwrap();
+    let mut seqno = 0;
+    let mut seeds = Vec::new();
+    let collect = |seeds: &mut Vec<(String, Vec<u8>)>| {
+        for entry in std::fs::read_dir(repo.join("objects/pack")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "pack") {
+                let idx = std::fs::read(path.with_extension("idx")).unwrap();
+                let pack = std::fs::read(&path).unwrap();
+                let name = path.file_stem().unwrap().to_string_lossy()[5..17].to_owned();
+                seeds.push((name, pack_read::input(&idx, &pack)));
+            }
+        }
+    };
+    for batch in 0..9u64 {
+        let changes: Vec<_> = (0..6u64)
+            .map(|i| {
+                seqno += 1;
+                let key = strata_tiering::Key::new(format!("k{}", (batch * 5 + i) % 11)).unwrap();
+                let value = if i == 0 {
+                    vec![b'x'; 2000]
+                } else {
+                    format!("{{\"n\":{seqno}}}").into_bytes()
+                };
+                strata_tiering::Change::put(key, seqno, value)
+            })
+            .collect();
+        store
+            .commit(&changes, strata_gitsync::Trigger::Manual, None)
+            .unwrap();
+        collect(&mut seeds);
+    }
+    seeds.sort();
+    seeds.dedup();
+    let (_, first) = seeds[0].clone();
+    seeds.push(("truncated".into(), first[..first.len() / 2].to_vec()));
+    let mut flipped = first.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x10;
+    seeds.push(("flipped".into(), flipped));
+    seeds.push(("empty".into(), Vec::new()));
+    corpus::write_seeds("pack_read", seeds);
 }
 
 /// Writes the seed corpora of `chunk_lines` and `key_names`: documents as the store writes
