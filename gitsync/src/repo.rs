@@ -106,6 +106,11 @@ fn configure_libgit2() -> Result<()> {
 /// Opens the bare repository at `path`, creating and configuring it if it does not exist.
 pub fn open_or_init(path: &Path) -> Result<Repository> {
     configure_libgit2()?;
+    // Locks a crash left behind would fail every later update of what they guard.
+    for lock in ["config.lock", "HEAD.lock", "packed-refs.lock"] {
+        clear_stale_lock(&path.join(lock))?;
+    }
+    clear_stale_ref_locks(&path.join("refs"))?;
     let repo = if path.join("HEAD").exists() {
         Repository::open_bare(path)
             .map_err(|e| Error::git(format!("open {}", path.display()), e))?
@@ -183,16 +188,34 @@ pub struct NewCommit<'a> {
 pub use crate::staging::{write_commit, Staging};
 
 /// Moves `BRANCH` from `from` to `to`, failing with [`Error::Conflict`] if it is not at `from`.
+///
+/// A lock file on the branch older than [`STALE_LOCK`] is what a crash in the middle of an
+/// update leaves (git's lock files name no owner): it is removed and the update tried once
+/// more. After the update the branch is read back: if it does not name `to` (another handle
+/// renamed its lock over ours), the commit is not reported as made.
 pub fn move_branch(repo: &Repository, from: Option<Oid>, to: Oid) -> Result<()> {
     let message = "strata: commit";
-    let result = match from {
+    let update = || match from {
         Some(from) => repo
             .reference_matching(BRANCH, to, true, from, message)
             .map(drop),
         None => repo.reference(BRANCH, to, false, message).map(drop),
     };
+    let mut result = update();
+    if matches!(&result, Err(e) if e.code() == ErrorCode::Locked)
+        && clear_stale_lock(&repo.path().join(format!("{BRANCH}.lock")))?
+    {
+        result = update();
+    }
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => match head(repo)? {
+            Some(now) if now == to => Ok(()),
+            found => Err(Error::Conflict {
+                reference: BRANCH.into(),
+                expected: to.to_string(),
+                found: found.map_or_else(|| "nothing".into(), |id| id.to_string()),
+            }),
+        },
         Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists) => {
             Err(Error::Conflict {
                 reference: BRANCH.into(),
@@ -202,6 +225,62 @@ pub fn move_branch(repo: &Repository, from: Option<Oid>, to: Oid) -> Result<()> 
         }
         Err(e) => Err(Error::git("move the branch", e)),
     }
+}
+
+/// How old a git lock file must be before the store takes it for a crash's leftover. An update
+/// holds its lock for a write, an fsync and a rename; git's lock files name no owner.
+pub const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Removes the lock file `lock` if it is older than [`STALE_LOCK`]; whether it did.
+pub fn clear_stale_lock(lock: &Path) -> Result<bool> {
+    let age = match std::fs::metadata(lock).and_then(|m| m.modified()) {
+        Ok(modified) => modified.elapsed().unwrap_or_default(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(Error::Io {
+                op: "inspect lock",
+                path: lock.to_path_buf(),
+                source,
+            })
+        }
+    };
+    if age < STALE_LOCK {
+        return Ok(false);
+    }
+    match std::fs::remove_file(lock) {
+        Ok(()) => Ok(true),
+        // Another handle cleared it first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(source) => Err(Error::Io {
+            op: "remove stale lock",
+            path: lock.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// [`clear_stale_lock`] for every `*.lock` file under `dir` (the references).
+fn clear_stale_ref_locks(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Io {
+                op: "list",
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            clear_stale_ref_locks(&path)?;
+        } else if path.extension().is_some_and(|e| e == "lock") {
+            clear_stale_lock(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// What [`repack`] did.

@@ -45,6 +45,24 @@ fn crash_child() {
     }
 }
 
+/// Backdates every `*.lock` file in the repository by a minute.
+fn age_lock_files(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            age_lock_files(&path);
+        } else if path.extension().is_some_and(|e| e == "lock") {
+            let a_minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(a_minute_ago)
+                .unwrap();
+        }
+    }
+}
+
 #[test]
 fn commits_survive_sigkill_at_any_moment() {
     let cycles: u64 = std::env::var("STRATA_CRASH_CYCLES")
@@ -78,8 +96,17 @@ fn commits_survive_sigkill_at_any_moment() {
                 seen += 1;
             }
         }
+        // The kill lands at a random point of the commit after the last one read (a commit
+        // takes a few milliseconds): not a timing assumption, just where the kill falls.
+        std::thread::sleep(std::time::Duration::from_micros((rng >> 8) % 4000));
         child.kill().unwrap();
         child.wait().unwrap();
+        assert_eq!(
+            seen, wait_for,
+            "cycle {cycle}: the child stopped acknowledging commits"
+        );
+        // The machine comes back later: any lock the kill left is old by then.
+        age_lock_files(&repo);
 
         common::assert_fsck_clean(&repo);
         let store = common::open(&repo, 3);
