@@ -1,11 +1,18 @@
 //! Automatic repacking: merging the small packs into one compressed pack, geometrically.
 //!
 //! Every commit adds one pack of stored (uncompressed) objects. Past `max_packs` packs, the
-//! smallest ones are merged: each of their objects is read once (through libgit2, which
-//! resolves whatever form it is stored in), compressed with zlib and written into one new
-//! pack with its index. No delta search runs, so the cost follows the bytes merged, not the
-//! square of a delta window; `ColdStore::repack` (libgit2's pack builder, with deltas) remains
-//! the way to make the repository as small as it can be.
+//! smallest ones are merged into one new pack with its index:
+//!
+//! - each object is read once: sliced from the pack file when it is in stored form (its entry
+//!   CRC32 and Adler-32 checked, see `packread`), else through libgit2 and hashed again;
+//! - objects of 1 KiB or more are compressed with zlib, on several threads;
+//! - an older version of a tree that a newer one among the merged objects replaced becomes a
+//!   delta against it (see `delta`); there is no delta search, so the cost follows the objects
+//!   merged. `ColdStore::repack` (libgit2's pack builder, with a delta search) remains the way
+//!   to make the repository as small as it can be.
+//!
+//! Only one merge or full repack runs at a time on a repository (an advisory lock; a merge
+//! that finds it taken skips, see `repo::Guard`).
 //!
 //! Which packs merge, by object count (a geometric progression, as `git repack --geometric=2`
 //! keeps):
@@ -47,6 +54,27 @@ const COMPRESS_FROM: usize = 1024;
 
 /// How old a pack without an index must be before a merge removes it as a crash's leftover.
 const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Files an interrupted install left in `pack_dir` (`*.tmp`), once they are old.
+fn old_temporaries(pack_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(pack_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "tmp") && is_old(path))
+        .collect()
+}
+
+/// Whether the file at `path` was last changed [`ORPHAN_AGE`] ago or more.
+fn is_old(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age >= ORPHAN_AGE)
+}
 
 /// The packs to merge, from `packs` (path, object count): see the module docs. At least two.
 fn choose(mut packs: Vec<(PathBuf, u64)>) -> Vec<PathBuf> {
@@ -253,6 +281,16 @@ fn deflate(compressor: &mut Compress, data: &[u8], out: &mut Vec<u8>) -> std::io
 /// `repo` is an open handle used to read the objects; the caller reopens it afterwards, as
 /// it may still map removed packs.
 pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
+    let Some(_maintenance) = repo::try_maintenance_guard(path)? else {
+        // Another handle is merging or repacking; this one's packs wait for the next commit.
+        let packs = repo::packs(path)?;
+        return Ok(RepackReport {
+            packs_before: packs.len(),
+            packs_after: packs.len(),
+            bytes_before: packs.iter().map(|(_, len)| len).sum(),
+            bytes_after: packs.iter().map(|(_, len)| len).sum(),
+        });
+    };
     let before = repo::packs(path)?;
     let mut report = RepackReport {
         packs_before: before.len(),
@@ -267,13 +305,7 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
     let orphans: Vec<PathBuf> = unindexed
         .into_iter()
         .map(|(pack, _)| pack)
-        .filter(|pack| {
-            std::fs::metadata(pack)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|modified| modified.elapsed().ok())
-                .is_some_and(|age| age >= ORPHAN_AGE)
-        })
+        .filter(|pack| is_old(pack))
         .collect();
     let mut counted = Vec::with_capacity(indexed.len());
     for (pack, _) in indexed {
@@ -281,6 +313,12 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
         counted.push((pack, count as u64));
     }
     let merged = choose(counted);
+    if merged.len() < 2 {
+        // Another handle merged them already: nothing to do.
+        report.packs_after = report.packs_before;
+        report.bytes_after = report.bytes_before;
+        return Ok(report);
+    }
     // Pack by pack: libgit2 tries the pack it last found an object in first, and each miss in
     // another pack costs it a formatted error message.
     // Pack by pack, in offset order. An object in zlib's stored form (all of a commit pack's)
@@ -292,13 +330,19 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
     let mut objects: Vec<(ObjectType, Oid, Content)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for pack in &merged {
-        let mut listed = packread::index_entries(&pack.with_extension("idx"))?;
+        let (mut listed, pack_checksum) = packread::index_entries(&pack.with_extension("idx"))?;
         listed.sort_by_key(|l| l.offset);
         let bytes = std::fs::read(pack).map_err(|source| Error::Io {
             op: "read pack",
             path: pack.clone(),
             source,
         })?;
+        if bytes.len() < 32 || bytes[bytes.len() - 20..] != pack_checksum {
+            return Err(Error::corrupt(
+                pack,
+                "not the pack its index was written for",
+            ));
+        }
         for entry in listed {
             let id = entry.id;
             if !seen.insert(id) {
@@ -310,6 +354,16 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
                     let object = odb
                         .read(id)
                         .map_err(|e| Error::git(format!("read object {id}"), e))?;
+                    // libgit2 does not hash what it reads (strict verification is off), and
+                    // this copy is about to become the only one.
+                    let hashed = Oid::hash_object(object.kind(), object.data())
+                        .map_err(|e| Error::git(format!("hash object {id}"), e))?;
+                    if hashed != id {
+                        return Err(Error::corrupt(
+                            pack,
+                            format!("object {id} reads back as {hashed}"),
+                        ));
+                    }
                     (object.kind(), Content::Odb(object))
                 }
             };
@@ -361,6 +415,19 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
     .map_err(io)?;
     packfile::install(&pack_dir, &pack)?;
     let new_name = pack.name();
+    for leftover in old_temporaries(&pack_dir) {
+        match std::fs::remove_file(&leftover) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "remove",
+                    path: leftover,
+                    source,
+                })
+            }
+        }
+    }
     for old in merged.iter().chain(&orphans) {
         if old
             .file_stem()

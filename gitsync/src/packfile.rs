@@ -36,6 +36,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use git2::{ObjectType, Oid};
 use sha1::{Digest, Sha1};
@@ -158,7 +159,14 @@ pub fn assemble(parts: Vec<Part>) -> std::io::Result<Pack> {
     pack.extend_from_slice(&2u32.to_be_bytes());
     pack.extend_from_slice(&count.to_be_bytes());
     let mut entries = Vec::with_capacity(count as usize);
+    let mut ids = std::collections::HashSet::with_capacity(count as usize);
     for part in parts {
+        // An index lists each object once, so a pack holding one twice would be unreadable.
+        if let Some((id, _, _)) = part.entries.iter().find(|(id, _, _)| !ids.insert(*id)) {
+            return Err(std::io::Error::other(format!(
+                "object {id} twice in one pack"
+            )));
+        }
         let base = pack.len() as u64;
         entries.extend(
             part.entries
@@ -179,8 +187,8 @@ pub fn assemble(parts: Vec<Part>) -> std::io::Result<Pack> {
 /// The version 2 `.idx` file for `pack`.
 pub fn index(pack: &Pack) -> Vec<u8> {
     let mut sorted: Vec<&(Oid, u64, u32)> = pack.entries.iter().collect();
+    // `assemble` refused duplicates, so the ids are distinct.
     sorted.sort_by_key(|(id, _, _)| *id);
-    sorted.dedup_by_key(|(id, _, _)| *id);
     let mut idx = Vec::with_capacity(8 + 1024 + sorted.len() * 28 + 40);
     idx.extend_from_slice(&[0xff, b't', b'O', b'c']);
     idx.extend_from_slice(&2u32.to_be_bytes());
@@ -222,44 +230,24 @@ pub fn index(pack: &Pack) -> Vec<u8> {
 /// Writes `pack` and its index into `pack_dir` durably, and returns the pack's path.
 ///
 /// ```text
-///   pack-<hex>.pack       written, fsynced       (a pack without an index is ignored by readers)
-///   pack-<hex>.idx.tmp    written, fsynced, renamed to pack-<hex>.idx
-///   pack_dir              fsynced
+///   tmp-<pid>-<n>.pack.tmp, tmp-<pid>-<n>.idx.tmp   written and fdatasynced (at once)
+///   pack-<hex>.pack                                 linked to the first (readers ignore a
+///                                                   pack without an index)
+///   pack-<hex>.idx                                  linked to the second, never over an
+///                                                   existing one: the pack is now visible
+///   pack_dir                                        fsynced; the temporary names removed
 /// ```
 ///
-/// Readers look for `.idx` files, so the pack becomes visible all at once, complete. A failure
-/// removes what was written; a crash may leave a `.pack` without an index (or a `.idx.tmp`),
-/// which no reader sees and the next repack removes.
+/// Each call writes under names of its own, so two handles installing the same pack (merges
+/// are deterministic) never write into each other's files, and a failure removes only what
+/// this call created. A crash may leave `*.tmp` files or a `.pack` without an index, which no
+/// reader sees and a merge of packs removes once they are old.
 pub fn install(pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
+    static INSTALLS: AtomicU64 = AtomicU64::new(0);
     let name = pack.name();
     let pack_path = pack_dir.join(format!("{name}.pack"));
     let idx_path = pack_dir.join(format!("{name}.idx"));
-    let tmp_path = pack_dir.join(format!("{name}.idx.tmp"));
-    if idx_path.exists() {
-        // The same objects in the same order: already installed and durable.
-        return Ok(pack_path);
-    }
-    let index = index(pack);
-    let written = (|| {
-        // The two files' writes and fdatasyncs overlap: each fdatasync waits for the device,
-        // and two in flight cost little more than one.
-        std::thread::scope(|scope| {
-            let pack_written = scope.spawn(|| write_durably(&pack_path, &pack.bytes, "write pack"));
-            let index_written = write_durably(&tmp_path, &index, "write pack index");
-            let pack_written = pack_written.join().unwrap_or_else(|_| {
-                Err(Error::Io {
-                    op: "write pack",
-                    path: pack_path.clone(),
-                    source: std::io::Error::other("the writing thread panicked"),
-                })
-            });
-            pack_written.and(index_written)
-        })?;
-        std::fs::rename(&tmp_path, &idx_path).map_err(|source| Error::Io {
-            op: "install pack index",
-            path: idx_path.clone(),
-            source,
-        })?;
+    let sync_dir = || {
         File::open(pack_dir)
             .and_then(|dir| dir.sync_all())
             .map_err(|source| Error::Io {
@@ -267,12 +255,69 @@ pub fn install(pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
                 path: pack_dir.to_path_buf(),
                 source,
             })
-    })();
-    if written.is_err() {
-        // Best effort: whatever is left is invisible to readers and removed by a repack.
-        for leftover in [&idx_path, &tmp_path, &pack_path] {
-            let _ = std::fs::remove_file(leftover);
+    };
+    if idx_path.exists() {
+        // Published by another install after its fdatasyncs: the same objects in the same
+        // order. Its directory entries may not be durable yet.
+        sync_dir()?;
+        return Ok(pack_path);
+    }
+    let unique = format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        INSTALLS.fetch_add(1, Ordering::Relaxed)
+    );
+    let tmp_pack = pack_dir.join(format!("{unique}.pack.tmp"));
+    let tmp_idx = pack_dir.join(format!("{unique}.idx.tmp"));
+    let index = index(pack);
+    let written = (|| {
+        // The two files' writes and fdatasyncs overlap: each fdatasync waits for the device,
+        // and two in flight cost little more than one.
+        std::thread::scope(|scope| {
+            let pack_written = std::thread::Builder::new().spawn_scoped(scope, || {
+                write_durably(&tmp_pack, &pack.bytes, "write pack")
+            });
+            let index_written = write_durably(&tmp_idx, &index, "write pack index");
+            let pack_written = match pack_written {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    Err(Error::Io {
+                        op: "write pack",
+                        path: tmp_pack.clone(),
+                        source: std::io::Error::other("the writing thread panicked"),
+                    })
+                }),
+                // No thread to be had: write it here.
+                Err(_) => write_durably(&tmp_pack, &pack.bytes, "write pack"),
+            };
+            pack_written.and(index_written)
+        })?;
+        // A `.pack` already there under this name is another install's (complete, as it is
+        // linked only after its fdatasync) or, if its length is wrong, a leftover to replace.
+        let same = std::fs::metadata(&pack_path).is_ok_and(|m| m.len() == pack.bytes.len() as u64);
+        if !same {
+            std::fs::rename(&tmp_pack, &pack_path).map_err(|source| Error::Io {
+                op: "install pack",
+                path: pack_path.clone(),
+                source,
+            })?;
         }
+        match std::fs::hard_link(&tmp_idx, &idx_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "install pack index",
+                    path: idx_path.clone(),
+                    source,
+                })
+            }
+        }
+        sync_dir()
+    })();
+    // The temporary names go either way; after a failure nothing else of this call's is left
+    // (a pack renamed into place without its index is invisible, and removed by a merge).
+    for leftover in [&tmp_pack, &tmp_idx] {
+        let _ = std::fs::remove_file(leftover);
     }
     written.map(|()| pack_path)
 }

@@ -52,8 +52,8 @@ pub struct Listed {
     pub crc: u32,
 }
 
-/// Every object a version 2 `.idx` file lists.
-pub fn index_entries(idx_path: &Path) -> Result<Vec<Listed>> {
+/// Every object a version 2 `.idx` file lists, and the checksum of the pack it indexes.
+pub fn index_entries(idx_path: &Path) -> Result<(Vec<Listed>, [u8; 20])> {
     let bytes = std::fs::read(idx_path).map_err(|source| Error::Io {
         op: "read pack index",
         path: idx_path.to_path_buf(),
@@ -62,14 +62,22 @@ pub fn index_entries(idx_path: &Path) -> Result<Vec<Listed>> {
     parse_index(idx_path, &bytes)
 }
 
-/// Every object the version 2 index `bytes` lists; `source` names it in errors. Any damage
-/// that makes the listing impossible is an error; the ids and offsets themselves are not
-/// checked (a reader of the pack checks each entry's CRC32).
-pub fn parse_index(source: &Path, bytes: &[u8]) -> Result<Vec<Listed>> {
+/// Every object the version 2 index `bytes` lists, and the checksum of the pack it indexes;
+/// `source` names it in errors. The index's own trailing SHA-1 must match, so a damaged id or
+/// offset is an error, not an object copied under the wrong id; a reader of the pack still
+/// checks each entry's CRC32.
+pub fn parse_index(source: &Path, bytes: &[u8]) -> Result<(Vec<Listed>, [u8; 20])> {
+    use sha1::{Digest, Sha1};
     let bad = |detail: String| Error::corrupt(source, detail);
-    if bytes.len() < INDEX_IDS || bytes[..8] != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
+    if bytes.len() < INDEX_IDS + 40 || bytes[..8] != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
         return Err(bad("not a version 2 pack index".into()));
     }
+    let (body, own) = bytes.split_at(bytes.len() - 20);
+    if Sha1::digest(body).as_slice() != own {
+        return Err(bad("its checksum does not match its contents".into()));
+    }
+    let mut pack_checksum = [0u8; 20];
+    pack_checksum.copy_from_slice(&body[body.len() - 20..]);
     let mut last = [0u8; 4];
     last.copy_from_slice(&bytes[INDEX_IDS - 4..INDEX_IDS]);
     let count = u32::from_be_bytes(last) as usize;
@@ -115,7 +123,7 @@ pub fn parse_index(source: &Path, bytes: &[u8]) -> Result<Vec<Listed>> {
         let crc = u32::from_be_bytes([raw_crc[0], raw_crc[1], raw_crc[2], raw_crc[3]]);
         entries.push(Listed { id, offset, crc });
     }
-    Ok(entries)
+    Ok((entries, pack_checksum))
 }
 
 /// The object `listed` in `pack`, if it is whole (not a delta) and in zlib's stored form, with
@@ -223,7 +231,15 @@ mod tests {
         )
         .unwrap();
         let path = packfile::install(dir.path(), &pack).unwrap();
-        let entries = index_entries(&path.with_extension("idx")).unwrap();
+        let (entries, pack_checksum) = index_entries(&path.with_extension("idx")).unwrap();
+        assert_eq!(pack_checksum[..], pack.bytes[pack.bytes.len() - 20..]);
+        // A flipped bit anywhere in the index is refused.
+        let idx = std::fs::read(path.with_extension("idx")).unwrap();
+        for byte in (0..idx.len()).step_by(7) {
+            let mut damaged = idx.clone();
+            damaged[byte] ^= 0x20;
+            assert!(parse_index(&path, &damaged).is_err(), "byte {byte}");
+        }
         assert_eq!(entries.len(), objects.len());
         for listed in &entries {
             let (kind, data) = stored_object(&pack.bytes, listed).unwrap();

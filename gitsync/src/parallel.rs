@@ -8,8 +8,8 @@
 pub const MAX_THREADS: usize = 4;
 
 /// `work` applied to `items` cut into runs, one per thread, in order. With fewer than
-/// `min_items` items, or one core, it runs once on the calling thread. A run whose thread
-/// panicked yields `panicked()` instead.
+/// `min_items` items, or one core, it runs once on the calling thread; so does any run whose
+/// thread cannot be created. A run whose thread panicked yields `panicked()` instead.
 pub fn in_runs<'a, T: Sync, R: Send>(
     items: &'a [T],
     min_items: usize,
@@ -27,11 +27,18 @@ pub fn in_runs<'a, T: Sync, R: Send>(
     std::thread::scope(|scope| {
         let handles: Vec<_> = items
             .chunks(per_thread)
-            .map(|run| scope.spawn(move || work(run)))
+            .map(|run| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || work(run))
+                    .map_err(|_| run)
+            })
             .collect();
         handles
             .into_iter()
-            .map(|handle| handle.join().unwrap_or_else(|_| panicked()))
+            .map(|handle| match handle {
+                Ok(handle) => handle.join().unwrap_or_else(|_| panicked()),
+                Err(run) => work(run),
+            })
             .collect()
     })
 }

@@ -195,11 +195,13 @@ pub use crate::staging::{write_commit, Staging};
 /// renamed its lock over ours), the commit is not reported as made.
 pub fn move_branch(repo: &Repository, from: Option<Oid>, to: Oid) -> Result<()> {
     let message = "strata: commit";
-    let update = || match from {
-        Some(from) => repo
-            .reference_matching(BRANCH, to, true, from, message)
-            .map(drop),
-        None => repo.reference(BRANCH, to, false, message).map(drop),
+    // The expected value is compared under the branch's lock. For a first commit it is the
+    // zero id, "must not exist": libgit2's non-forced create checks for an existing branch
+    // before taking the lock, so two first commits could both pass and one overwrite the
+    // other.
+    let update = || {
+        repo.reference_matching(BRANCH, to, true, from.unwrap_or_else(Oid::zero), message)
+            .map(drop)
     };
     let mut result = update();
     if matches!(&result, Err(e) if e.code() == ErrorCode::Locked)
@@ -216,6 +218,12 @@ pub fn move_branch(repo: &Repository, from: Option<Oid>, to: Oid) -> Result<()> 
                 found: found.map_or_else(|| "nothing".into(), |id| id.to_string()),
             }),
         },
+        // Another update holds the branch's lock: as retryable as a lost race.
+        Err(e) if e.code() == ErrorCode::Locked => Err(Error::Conflict {
+            reference: BRANCH.into(),
+            expected: from.map_or_else(|| "nothing".into(), |id| id.to_string()),
+            found: "a lock held by another update".into(),
+        }),
         Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists) => {
             Err(Error::Conflict {
                 reference: BRANCH.into(),
@@ -224,6 +232,69 @@ pub fn move_branch(repo: &Repository, from: Option<Oid>, to: Oid) -> Result<()> 
             })
         }
         Err(e) => Err(Error::git("move the branch", e)),
+    }
+}
+
+/// Advisory locks (`flock`, held while the returned file is open) that keep pack upkeep apart
+/// from commits and from itself, across handles and processes:
+///
+/// ```text
+///   strata-commits       shared: a commit installing its pack and moving the branch
+///                        exclusive: a full repack (which removes every pack it did not
+///                        write, so no commit may be between its pack and its branch update)
+///   strata-maintenance   exclusive: a merge of packs or a full repack (two merges of the same
+///                        packs would write the same pack); a merge that finds it taken skips
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Guard {
+    /// Shared `strata-commits`.
+    Commit,
+    /// Exclusive `strata-commits`.
+    AllCommits,
+    /// Exclusive `strata-maintenance`, waiting for it.
+    Maintenance,
+}
+
+/// Takes `guard` on the repository at `path`, waiting for it.
+pub(crate) fn guard(path: &Path, guard: Guard) -> Result<std::fs::File> {
+    let name = match guard {
+        Guard::Commit | Guard::AllCommits => "strata-commits",
+        Guard::Maintenance => "strata-maintenance",
+    };
+    let file = guard_file(path, name)?;
+    let locked = match guard {
+        Guard::Commit => file.lock_shared(),
+        Guard::AllCommits | Guard::Maintenance => file.lock(),
+    };
+    locked.map_err(|source| lock_error(path, name, source))?;
+    Ok(file)
+}
+
+/// Exclusive `strata-maintenance` if no one holds it, `None` if someone does.
+pub(crate) fn try_maintenance_guard(path: &Path) -> Result<Option<std::fs::File>> {
+    let name = "strata-maintenance";
+    let file = guard_file(path, name)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(source)) => Err(lock_error(path, name, source)),
+    }
+}
+
+fn guard_file(path: &Path, name: &str) -> Result<std::fs::File> {
+    std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join(name))
+        .map_err(|source| lock_error(path, name, source))
+}
+
+fn lock_error(path: &Path, name: &str, source: std::io::Error) -> Error {
+    Error::Io {
+        op: "lock",
+        path: path.join(name),
+        source,
     }
 }
 
@@ -335,6 +406,8 @@ pub fn packs(path: &Path) -> Result<Vec<(std::path::PathBuf, u64)>> {
 /// crash at any point leaves every reachable object readable. Handles opened before the repack
 /// may still map removed packs; callers reopen theirs.
 pub fn repack(path: &Path) -> Result<RepackReport> {
+    let _maintenance = guard(path, Guard::Maintenance)?;
+    let _commits = guard(path, Guard::AllCommits)?;
     let before = packs(path)?;
     let mut report = RepackReport {
         packs_before: before.len(),
@@ -379,9 +452,9 @@ pub fn repack(path: &Path) -> Result<RepackReport> {
 
 /// Removes the pack at `pack` (`.pack` path) and the files beside it. The index goes first:
 /// a pack without its index is ignored, an index without its pack would be an error for a
-/// reader. `idx.tmp` is an index a crash interrupted before it was installed.
+/// reader.
 pub(crate) fn remove_pack(pack: &Path) -> Result<()> {
-    for extension in ["idx", "idx.tmp", "rev", "mtimes", "pack"] {
+    for extension in ["idx", "rev", "mtimes", "pack"] {
         let file = pack.with_extension(extension);
         match std::fs::remove_file(&file) {
             Ok(()) => {}

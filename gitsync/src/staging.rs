@@ -25,7 +25,7 @@ use git2::{ObjectType, Oid, Repository, Signature};
 use crate::error::{Error, Result};
 use crate::packfile::{self, Stored};
 use crate::parallel;
-use crate::repo::{move_branch, NewCommit};
+use crate::repo::{self, move_branch, NewCommit};
 
 /// Blobs below this many are hashed on the calling thread.
 const PARALLEL_FROM: usize = 512;
@@ -416,6 +416,9 @@ pub fn write_commit(
     let id =
         Oid::hash_object(ObjectType::Commit, &bytes).map_err(|e| Error::git("hash a commit", e))?;
     objects.push((ObjectType::Commit, id, bytes));
+    // Two edited directories can end up as the same tree: a pack lists each object once.
+    let mut seen = std::collections::HashSet::new();
+    objects.retain(|(_, id, _)| seen.insert(*id));
 
     let pack_dir = path.join("objects/pack");
     let entries: Vec<(Stored, Oid, &[u8])> = objects
@@ -434,6 +437,8 @@ pub fn write_commit(
         path: pack_dir.clone(),
         source,
     })?;
+    // No full repack may run between this pack's install and the branch naming it.
+    let _commits = repo::guard(path, repo::Guard::Commit)?;
     packfile::install(&pack_dir, &pack)?;
     move_branch(real, commit.parent, id)?;
     Ok(id)
@@ -622,6 +627,54 @@ mod tests {
             assert_eq!(ours, Some(theirs));
             base = ours;
         }
+    }
+
+    /// Two directories that end up as the same tree give one object, not two: a pack with an
+    /// object twice is unreadable.
+    #[test]
+    fn identical_subtrees_are_packed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let signature = Signature::new("t", "t@t", &git2::Time::new(1, 0)).unwrap();
+        let commit = NewCommit {
+            parent: None,
+            other_parents: &[],
+            message: "m\n",
+            signature: &signature,
+        };
+        let id = write_commit(&repo, &commit, |stage| {
+            let blob = stage.blob(b"same")?;
+            stage.upsert("a/x", blob)?;
+            stage.upsert("b/x", blob)
+        })
+        .unwrap();
+        let fresh = Repository::open_bare(dir.path()).unwrap();
+        let tree = fresh.find_commit(id).unwrap().tree().unwrap();
+        assert_eq!(
+            tree.get_name("a").unwrap().id(),
+            tree.get_name("b").unwrap().id()
+        );
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args(["fsck", "--strict"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn a_pack_never_holds_an_object_twice() {
+        let id = Oid::hash_object(ObjectType::Blob, b"x").unwrap();
+        let twice = [
+            (ObjectType::Blob, id, &b"x"[..]),
+            (ObjectType::Blob, id, &b"x"[..]),
+        ];
+        assert!(packfile::build(twice.into_iter()).is_err());
     }
 
     #[test]

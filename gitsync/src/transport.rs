@@ -214,10 +214,10 @@ impl Endpoint {
                 let remote = open_remote(self, path)?;
                 copy_objects(&repo, &remote, to).map_err(|e| self.failure("send objects", e))?;
                 let message = "strata: push";
-                let moved = match expected {
-                    Some(from) => remote.reference_matching(BRANCH, to, true, from, message),
-                    None => remote.reference(BRANCH, to, false, message),
-                };
+                // Compared under the branch's lock; the zero id means "must not exist" (a
+                // non-forced create checks before locking, so two first pushes could both win).
+                let from = expected.unwrap_or_else(Oid::zero);
+                let moved = remote.reference_matching(BRANCH, to, true, from, message);
                 match moved {
                     Ok(_) => Ok(Pushed::Updated),
                     Err(e)

@@ -262,18 +262,24 @@ fn leftovers_of_an_interrupted_pack_install_are_removed_by_the_next_merge() {
         .unwrap();
     let pack_dir = repo.join("objects/pack");
     let orphan = pack_dir.join(format!("pack-{}.pack", "0".repeat(40)));
-    let torn_index = pack_dir.join(format!("pack-{}.idx.tmp", "0".repeat(40)));
+    let torn_index = pack_dir.join("tmp-1-1.idx.tmp");
+    let torn_pack = pack_dir.join("tmp-1-1.pack.tmp");
+    let young_temporary = pack_dir.join("tmp-1-2.pack.tmp");
     std::fs::write(&orphan, b"PACK\0\0\0\x02 torn").unwrap();
     std::fs::write(&torn_index, b"\xfftOc torn").unwrap();
+    std::fs::write(&torn_pack, b"PACK torn").unwrap();
+    std::fs::write(&young_temporary, b"PACK in progress").unwrap();
     let young = pack_dir.join(format!("pack-{}.pack", "1".repeat(40)));
     std::fs::write(&young, b"PACK\0\0\0\x02 in progress").unwrap();
     let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
-    std::fs::File::options()
-        .write(true)
-        .open(&orphan)
-        .unwrap()
-        .set_modified(two_hours_ago)
-        .unwrap();
+    for old in [&orphan, &torn_index, &torn_pack] {
+        std::fs::File::options()
+            .write(true)
+            .open(old)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
     common::assert_fsck_clean(&repo);
     for seqno in 2..=6u64 {
         let key = format!("k{seqno}");
@@ -288,6 +294,11 @@ fn leftovers_of_an_interrupted_pack_install_are_removed_by_the_next_merge() {
     }
     assert!(!orphan.exists(), "the pack without an index is gone");
     assert!(!torn_index.exists(), "the uninstalled index is gone");
+    assert!(!torn_pack.exists(), "the uninstalled pack is gone");
+    assert!(
+        young_temporary.exists(),
+        "a young temporary file may be an install in progress"
+    );
     assert!(
         young.exists(),
         "a young pack without an index may be an install in progress"
