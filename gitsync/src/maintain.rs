@@ -20,10 +20,10 @@ impl ColdStore {
     }
 
     /// Merges the smallest packs into one when a commit pushed the pack count past the bound.
-    /// A failure leaves the packs in place (they are all valid) and is reported like a failed
-    /// fold.
+    /// A failure leaves the packs in place (they are all valid, or damaged as they were), is
+    /// reported like a failed fold, and is not retried until `max_packs` more packs exist.
     pub(crate) fn maintain(&self, state: &mut State) {
-        if state.packs <= self.max_packs {
+        if state.packs <= self.max_packs || state.packs < state.merge_retry_at {
             return;
         }
         let result = consolidate::consolidate(&self.path, &state.repo).and_then(|report| {
@@ -31,8 +31,12 @@ impl ColdStore {
             state.packs = report.packs_after;
             Ok(())
         });
-        if let Err(e) = result {
-            state.fold_error = Some(format!("repack: {e}"));
+        match result {
+            Ok(()) => state.merge_retry_at = 0,
+            Err(e) => {
+                state.fold_error = Some(format!("repack: {e}"));
+                state.merge_retry_at = state.packs + self.max_packs;
+            }
         }
     }
 }

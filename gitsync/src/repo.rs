@@ -111,6 +111,7 @@ pub fn open_or_init(path: &Path) -> Result<Repository> {
         clear_stale_lock(&path.join(lock))?;
     }
     clear_stale_ref_locks(&path.join("refs"))?;
+    check_pack_indexes(path)?;
     let repo = if path.join("HEAD").exists() {
         Repository::open_bare(path)
             .map_err(|e| Error::git(format!("open {}", path.display()), e))?
@@ -328,6 +329,85 @@ pub fn clear_stale_lock(lock: &Path) -> Result<bool> {
             source,
         }),
     }
+}
+
+/// Checks every pack index before libgit2 reads through any: an index whose checksum fails,
+/// which names another pack, or whose offsets point outside its pack is damage that libgit2
+/// does not survive (it reads wherever a bad offset points). Such an index is moved aside
+/// (`.idx.damaged`) and rebuilt from its pack by libgit2's indexer, which checks every
+/// object; if the pack itself is damaged too, opening fails with an error naming it.
+fn check_pack_indexes(path: &Path) -> Result<()> {
+    for (pack, len) in packs(path)? {
+        let idx = pack.with_extension("idx");
+        let bytes = match std::fs::read(&idx) {
+            Ok(bytes) => bytes,
+            // A pack without an index is invisible to readers (a crash's leftover).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "read pack index",
+                    path: idx,
+                    source,
+                })
+            }
+        };
+        let trailer = pack_trailer(&pack);
+        let sound = crate::packread::parse_index(&idx, &bytes).is_ok_and(|(entries, checksum)| {
+            trailer == Some(checksum)
+                && entries
+                    .iter()
+                    .all(|e| e.offset >= 12 && e.offset.saturating_add(20) < len)
+        });
+        if !sound {
+            reindex(path, &pack, &idx)?;
+        }
+    }
+    Ok(())
+}
+
+/// The last 20 bytes of the pack at `pack`: its checksum.
+fn pack_trailer(pack: &Path) -> Option<[u8; 20]> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(pack).ok()?;
+    file.seek(SeekFrom::End(-20)).ok()?;
+    let mut trailer = [0u8; 20];
+    file.read_exact(&mut trailer).ok()?;
+    Some(trailer)
+}
+
+/// Rebuilds the index of `pack` with libgit2's indexer, after moving the damaged `idx` aside.
+fn reindex(path: &Path, pack: &Path, idx: &Path) -> Result<()> {
+    use std::io::Write;
+    let aside = idx.with_extension("idx.damaged");
+    std::fs::rename(idx, &aside).map_err(|source| Error::Io {
+        op: "move a damaged pack index aside",
+        path: idx.to_path_buf(),
+        source,
+    })?;
+    let bytes = std::fs::read(pack).map_err(|source| Error::Io {
+        op: "read pack",
+        path: pack.to_path_buf(),
+        source,
+    })?;
+    let rebuilt = (|| {
+        let repo = Repository::open_bare(path)?;
+        let odb = repo.odb()?;
+        let mut writer = odb.packwriter()?;
+        writer
+            .write_all(&bytes)
+            .map_err(|e| git2::Error::from_str(&e.to_string()))?;
+        writer.commit().map(drop)
+    })();
+    rebuilt.map_err(|e| {
+        Error::corrupt(
+            pack,
+            format!(
+                "its index was damaged (moved to {}) and the pack cannot be indexed again: {e}",
+                aside.display()
+            ),
+        )
+    })?;
+    sync_dir(&path.join("objects/pack"))
 }
 
 /// [`clear_stale_lock`] for every `*.lock` file under `dir` (the references).

@@ -132,6 +132,9 @@ pub(crate) struct State {
     pub(crate) fold_error: Option<String>,
     /// Pack files on disk (each commit adds one).
     pub(crate) packs: usize,
+    /// After a failed merge of packs, the pack count at which the next one is tried: a damaged
+    /// pack would otherwise fail a merge on every commit.
+    pub(crate) merge_retry_at: usize,
     /// Whether other writers' versions may be in the repository (set by a merge or a clone,
     /// remembered in the config): a fold must then compare every key with `state/`.
     pub(crate) shared: bool,
@@ -168,6 +171,7 @@ impl ColdStore {
             hlc: Hlc::default(),
             fold_error: None,
             packs: repo::packs(&path)?.len(),
+            merge_retry_at: 0,
             shared: false,
         };
         state.shared = is_shared(&state.repo);

@@ -309,6 +309,69 @@ fn leftovers_of_an_interrupted_pack_install_are_removed_by_the_next_merge() {
     assert!(store.get(b"k6", LATEST).unwrap().is_some());
 }
 
+/// A pack whose index is damaged while the store runs cannot be merged: the merge fails
+/// openly (the store's fold error names it), commits go on, and the merge is tried again only
+/// once `max_packs` more packs exist, not on every commit. Reopening the store rebuilds the
+/// index from its pack.
+#[test]
+fn a_damaged_index_stops_merges_openly_commits_go_on_and_reopening_rebuilds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("cold.git");
+    let store = common::open_with_packs(&repo, 100, 4);
+    store
+        .commit(&[common::put(b"a", 1, b"1")], Trigger::Manual, None)
+        .unwrap();
+    // Flip a bit in the CRC table of the first pack's index (libgit2 reads objects without
+    // it; the merge checks the index's checksum). The pack holds 4 objects: a blob, two
+    // trees and a commit.
+    let pack_dir = repo.join("objects/pack");
+    let idx = std::fs::read_dir(&pack_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "idx"))
+        .unwrap();
+    let mut bytes = std::fs::read(&idx).unwrap();
+    let original = bytes.clone();
+    bytes[8 + 1024 + 4 * 20] ^= 0x01;
+    std::fs::write(&idx, &bytes).unwrap();
+    for seqno in 2..=8u64 {
+        let key = format!("k{seqno}");
+        store
+            .commit(
+                &[common::put(key.as_bytes(), seqno, b"2")],
+                Trigger::Manual,
+                None,
+            )
+            .unwrap();
+    }
+    let error = store.fold_error().expect("the failed merge is reported");
+    assert!(error.contains("repack"), "{error}");
+    assert!(error.contains(&idx.display().to_string()), "{error}");
+    // One failed try at the fifth pack, none since: the packs pile up until the retry point.
+    assert_eq!(packs(&repo), 8);
+    assert!(store.get(b"k8", LATEST).unwrap().is_some());
+    drop(store);
+
+    // Now an offset pointing past the pack, which libgit2 would follow: reopening finds the
+    // damage before anything reads, moves the index aside and rebuilds it.
+    let mut bytes = original.clone();
+    let offsets = 8 + 1024 + 4 * 24;
+    bytes[offsets] ^= 0x01;
+    let body = bytes.len() - 20;
+    let digest = <sha1::Sha1 as sha1::Digest>::digest(&bytes[..body]);
+    bytes[body..].copy_from_slice(&digest);
+    std::fs::write(&idx, &bytes).unwrap();
+    let store = common::open_with_packs(&repo, 100, 4);
+    assert_eq!(
+        std::fs::read(&idx).unwrap(),
+        original,
+        "the index is rebuilt"
+    );
+    assert!(idx.with_extension("idx.damaged").exists());
+    assert_eq!(store.get(b"a", LATEST).unwrap(), Some(Entry::put(1, "1")));
+    common::assert_fsck_clean(&repo);
+}
+
 #[test]
 fn reopening_restores_the_watermark_unfolded_chunks_and_history() {
     let dir = tempfile::tempdir().unwrap();
