@@ -34,6 +34,7 @@ mod consolidate;
 mod delta;
 mod error;
 pub mod hlc;
+mod locks;
 mod maintain;
 mod merge;
 pub mod names;
