@@ -252,6 +252,8 @@ impl Inner {
             Ok(pushed) => report.pushed = pushed.map(|oid| oid.to_string()),
             Err(e) => report.errors.push(line(&e)),
         }
+        // After the push: a merge of packs can take a while, and nothing waits for it.
+        self.cold.store().merge_packs();
         match self.archive_if_due(false) {
             Ok(archived) => report.archived = archived.map_or(0, |a| a.archived),
             Err(e) => report.errors.push(line(&e)),

@@ -347,6 +347,9 @@ fn wire(
         },
         Arc::clone(&clock),
     )?);
+    // Packs are merged after the push in each maintenance pass, so that a CRITICAL write's
+    // push never waits for a merge.
+    cold_store.defer_pack_merges(true);
     let flushed = warm.flushed_lsn().unwrap_or(0);
     let (policy, sync) = match config.wal_sync()? {
         WalSync::Always => (SyncPolicy::Never, SyncMode::PerWrite),

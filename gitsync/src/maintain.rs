@@ -19,6 +19,22 @@ impl ColdStore {
         Ok(report)
     }
 
+    /// With `defer` set, commits no longer merge packs themselves; the caller runs
+    /// [`Self::merge_packs`] when it suits it. A store that pushes right after committing (a
+    /// CRITICAL write waits for that push) merges after the push, so the push never waits for
+    /// a merge.
+    pub fn defer_pack_merges(&self, defer: bool) {
+        self.lock().defer_merges = defer;
+    }
+
+    /// Merges the smallest packs into one if there are more than `max_packs`: what a commit
+    /// does after itself unless merges are deferred. A failure is reported through
+    /// [`Self::fold_error`] (and the tier's health), as a commit's would be.
+    pub fn merge_packs(&self) {
+        let mut state = self.lock();
+        self.maintain(&mut state);
+    }
+
     /// Merges the smallest packs into one when a commit pushed the pack count past the bound.
     /// A failure leaves the packs in place (they are all valid, or damaged as they were), is
     /// reported like a failed fold, and is not retried until `max_packs` more packs exist.

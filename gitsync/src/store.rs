@@ -135,6 +135,8 @@ pub(crate) struct State {
     /// After a failed merge of packs, the pack count at which the next one is tried: a damaged
     /// pack would otherwise fail a merge on every commit.
     pub(crate) merge_retry_at: usize,
+    /// Whether commits leave merging packs to `merge_packs` (see `defer_pack_merges`).
+    pub(crate) defer_merges: bool,
     /// Whether other writers' versions may be in the repository (set by a merge or a clone,
     /// remembered in the config): a fold must then compare every key with `state/`.
     pub(crate) shared: bool,
@@ -172,6 +174,7 @@ impl ColdStore {
             fold_error: None,
             packs: repo::packs(&path)?.len(),
             merge_retry_at: 0,
+            defer_merges: false,
             shared: false,
         };
         state.shared = is_shared(&state.repo);
@@ -366,7 +369,9 @@ impl ColdStore {
                 Err(e) => state.fold_error = Some(e.to_string()),
             }
         }
-        self.maintain(&mut state);
+        if !state.defer_merges {
+            self.maintain(&mut state);
+        }
         Ok(Some(info))
     }
 

@@ -249,6 +249,48 @@ fn packs_stay_bounded_and_a_repack_leaves_one_pack_with_everything_readable() {
     assert_eq!(reopened.committed_lsn(), seqno);
 }
 
+/// With merges deferred, commits leave the packs alone and `merge_packs` merges them.
+#[test]
+fn deferred_merges_wait_for_merge_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("cold.git");
+    let store = common::open_with_packs(&repo, 100, 3);
+    store.defer_pack_merges(true);
+    for seqno in 1..=6u64 {
+        let key = format!("k{seqno}");
+        store
+            .commit(
+                &[common::put(key.as_bytes(), seqno, b"1")],
+                Trigger::Manual,
+                None,
+            )
+            .unwrap();
+    }
+    assert_eq!(packs(&repo), 6, "commits merged nothing");
+    store.merge_packs();
+    assert_eq!(store.fold_error(), None);
+    assert!(
+        packs(&repo) <= 3,
+        "{} packs after merge_packs",
+        packs(&repo)
+    );
+    common::assert_fsck_clean(&repo);
+    assert!(store.get(b"k1", LATEST).unwrap().is_some());
+    // Not deferred any more: the next commits merge again.
+    store.defer_pack_merges(false);
+    for seqno in 7..=12u64 {
+        let key = format!("k{seqno}");
+        store
+            .commit(
+                &[common::put(key.as_bytes(), seqno, b"1")],
+                Trigger::Manual,
+                None,
+            )
+            .unwrap();
+        assert!(packs(&repo) <= 4);
+    }
+}
+
 /// A crash can leave a pack without its index, or an index not yet renamed into place; no
 /// reader sees either, and the next merge of small packs removes them once they are an hour
 /// old (a younger one may be another handle's install in progress).
