@@ -33,6 +33,18 @@ fn all_objects(repo: &Path) -> std::collections::BTreeSet<String> {
     .collect()
 }
 
+/// Commits key `k<seqno>` alone, at LSN `seqno`.
+fn commit_one(store: &strata_gitsync::ColdStore, seqno: u64, value: &[u8]) {
+    let key = format!("k{seqno}");
+    store
+        .commit(
+            &[common::put(key.as_bytes(), seqno, value)],
+            Trigger::Manual,
+            None,
+        )
+        .unwrap();
+}
+
 fn packs(repo: &Path) -> usize {
     std::fs::read_dir(repo.join("objects/pack"))
         .unwrap()
@@ -257,14 +269,7 @@ fn deferred_merges_wait_for_merge_packs() {
     let store = common::open_with_packs(&repo, 100, 3);
     store.defer_pack_merges(true);
     for seqno in 1..=6u64 {
-        let key = format!("k{seqno}");
-        store
-            .commit(
-                &[common::put(key.as_bytes(), seqno, b"1")],
-                Trigger::Manual,
-                None,
-            )
-            .unwrap();
+        commit_one(&store, seqno, b"1");
     }
     assert_eq!(packs(&repo), 6, "commits merged nothing");
     store.merge_packs();
@@ -279,14 +284,7 @@ fn deferred_merges_wait_for_merge_packs() {
     // Not deferred any more: the next commits merge again.
     store.defer_pack_merges(false);
     for seqno in 7..=12u64 {
-        let key = format!("k{seqno}");
-        store
-            .commit(
-                &[common::put(key.as_bytes(), seqno, b"1")],
-                Trigger::Manual,
-                None,
-            )
-            .unwrap();
+        commit_one(&store, seqno, b"1");
         assert!(packs(&repo) <= 4);
     }
 }
@@ -324,14 +322,7 @@ fn leftovers_of_an_interrupted_pack_install_are_removed_by_the_next_merge() {
     }
     common::assert_fsck_clean(&repo);
     for seqno in 2..=6u64 {
-        let key = format!("k{seqno}");
-        store
-            .commit(
-                &[common::put(key.as_bytes(), seqno, b"2")],
-                Trigger::Manual,
-                None,
-            )
-            .unwrap();
+        commit_one(&store, seqno, b"2");
         assert_eq!(store.fold_error(), None);
     }
     assert!(!orphan.exists(), "the pack without an index is gone");
@@ -377,14 +368,7 @@ fn a_damaged_index_stops_merges_openly_commits_go_on_and_reopening_rebuilds_it()
     bytes[8 + 1024 + 4 * 20] ^= 0x01;
     std::fs::write(&idx, &bytes).unwrap();
     for seqno in 2..=8u64 {
-        let key = format!("k{seqno}");
-        store
-            .commit(
-                &[common::put(key.as_bytes(), seqno, b"2")],
-                Trigger::Manual,
-                None,
-            )
-            .unwrap();
+        commit_one(&store, seqno, b"2");
     }
     let error = store.fold_error().expect("the failed merge is reported");
     assert!(error.contains("repack"), "{error}");
