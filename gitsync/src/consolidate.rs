@@ -416,17 +416,7 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
     packfile::install(&pack_dir, &pack)?;
     let new_name = pack.name();
     for leftover in old_temporaries(&pack_dir) {
-        match std::fs::remove_file(&leftover) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(Error::Io {
-                    op: "remove",
-                    path: leftover,
-                    source,
-                })
-            }
-        }
+        repo::remove_if_present(&leftover)?;
     }
     for old in merged.iter().chain(&orphans) {
         if old

@@ -418,20 +418,22 @@ pub fn repack(path: &Path) -> Result<RepackReport> {
 /// reader.
 pub(crate) fn remove_pack(pack: &Path) -> Result<()> {
     for extension in ["idx", "rev", "mtimes", "pack"] {
-        let file = pack.with_extension(extension);
-        match std::fs::remove_file(&file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(Error::Io {
-                    op: "remove",
-                    path: file,
-                    source,
-                })
-            }
-        }
+        remove_if_present(&pack.with_extension(extension))?;
     }
     Ok(())
+}
+
+/// Removes the file at `path`; one that is already gone is no error.
+pub(crate) fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Io {
+            op: "remove",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// Fsyncs directory `dir`, so that files created, renamed or removed in it stay so.
