@@ -189,6 +189,9 @@ impl StoreBuilder {
             source,
         })?;
         let lock = DirLock::acquire(&dir)?;
+        // With the directory's lock held no other store can be updating the cold repository:
+        // any git lock file in it is a crash's leftover, cleared now rather than once stale.
+        strata_gitsync::repo::clear_git_locks(&dir.join(COLD_DIR))?;
         let stored = Config::load(&dir)?;
         let created = stored.is_none();
         let config = match (self.config, &self.config_file) {

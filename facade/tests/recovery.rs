@@ -142,3 +142,37 @@ fn a_segment_the_wal_no_longer_covers_stays_fenced_until_released() {
         "MEDIUM data only the segment held is lost"
     );
 }
+
+/// A crash in the middle of a cold commit leaves git's lock on the branch. The store holds
+/// its directory's lock, so at open any such lock is a leftover: it is cleared at once and
+/// the next HIGH write reaches the cold tier, with no wait for the lock to grow old.
+#[test]
+fn a_lock_a_crash_left_in_the_cold_repository_is_cleared_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let store = open(dir.path(), &clock, Config::default());
+    store
+        .classify("k:h*", Class::new(Criticality::High))
+        .unwrap();
+    store.put("k:h1", "one").unwrap();
+    store.sync(Stage::Cold).unwrap();
+    store.close().unwrap();
+    let cold = dir.path().join(strata::COLD_DIR);
+    let locks = [cold.join("refs/heads/main.lock"), cold.join("config.lock")];
+    for lock in &locks {
+        std::fs::write(lock, b"").unwrap();
+    }
+
+    let store = reopen(dir.path(), &clock);
+    for lock in &locks {
+        assert!(!lock.exists(), "{} was left", lock.display());
+    }
+    let before = common::git(&cold, &["rev-list", "--count", "main"]);
+    store.put("k:h2", "two").unwrap();
+    store.sync(Stage::Cold).unwrap();
+    let after = common::git(&cold, &["rev-list", "--count", "main"]);
+    assert!(
+        after.trim().parse::<u32>().unwrap() > before.trim().parse::<u32>().unwrap(),
+        "the HIGH write reached the cold tier"
+    );
+}

@@ -80,6 +80,26 @@ pub const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Removes the lock file `lock` if it is older than [`STALE_LOCK`]; whether it did.
 pub fn clear_stale_lock(lock: &Path) -> Result<bool> {
+    clear_lock_older_than(lock, STALE_LOCK)
+}
+
+/// Removes git's lock files in the repository at `path` whatever their age: the config's,
+/// `HEAD`'s, `packed-refs`' and every reference's. Only for an owner that knows no one else
+/// can be updating the repository (the store holds its directory's lock when it calls this at
+/// open), so that it recovers from a crash at once instead of after [`STALE_LOCK`].
+pub fn clear_git_locks(path: &Path) -> Result<()> {
+    clear_repository_locks(path, std::time::Duration::ZERO)
+}
+
+/// Removes git's lock files in the repository at `path` older than `age`.
+pub(crate) fn clear_repository_locks(path: &Path, age: std::time::Duration) -> Result<()> {
+    for lock in ["config.lock", "HEAD.lock", "packed-refs.lock"] {
+        clear_lock_older_than(&path.join(lock), age)?;
+    }
+    clear_ref_locks(&path.join("refs"), age)
+}
+
+fn clear_lock_older_than(lock: &Path, older_than: std::time::Duration) -> Result<bool> {
     let age = match std::fs::metadata(lock).and_then(|m| m.modified()) {
         Ok(modified) => modified.elapsed().unwrap_or_default(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -91,7 +111,7 @@ pub fn clear_stale_lock(lock: &Path) -> Result<bool> {
             })
         }
     };
-    if age < STALE_LOCK {
+    if age < older_than {
         return Ok(false);
     }
     match std::fs::remove_file(lock) {
@@ -106,8 +126,8 @@ pub fn clear_stale_lock(lock: &Path) -> Result<bool> {
     }
 }
 
-/// [`clear_stale_lock`] for every `*.lock` file under `dir` (the references).
-pub(crate) fn clear_stale_ref_locks(dir: &Path) -> Result<()> {
+/// Removes every `*.lock` file under `dir` (the references) older than `age`.
+fn clear_ref_locks(dir: &Path, age: std::time::Duration) -> Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -122,9 +142,9 @@ pub(crate) fn clear_stale_ref_locks(dir: &Path) -> Result<()> {
     for entry in entries.flatten() {
         let path = entry.path();
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            clear_stale_ref_locks(&path)?;
+            clear_ref_locks(&path, age)?;
         } else if path.extension().is_some_and(|e| e == "lock") {
-            clear_stale_lock(&path)?;
+            clear_lock_older_than(&path, age)?;
         }
     }
     Ok(())

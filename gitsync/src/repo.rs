@@ -107,10 +107,7 @@ fn configure_libgit2() -> Result<()> {
 pub fn open_or_init(path: &Path) -> Result<Repository> {
     configure_libgit2()?;
     // Locks a crash left behind would fail every later update of what they guard.
-    for lock in ["config.lock", "HEAD.lock", "packed-refs.lock"] {
-        clear_stale_lock(&path.join(lock))?;
-    }
-    clear_stale_ref_locks(&path.join("refs"))?;
+    clear_repository_locks(path, STALE_LOCK)?;
     check_pack_indexes(path)?;
     let repo = if path.join("HEAD").exists() {
         Repository::open_bare(path)
@@ -186,8 +183,8 @@ pub struct NewCommit<'a> {
     pub signature: &'a Signature<'static>,
 }
 
-pub use crate::locks::{clear_stale_lock, STALE_LOCK};
-pub(crate) use crate::locks::{clear_stale_ref_locks, guard, try_maintenance_guard, Guard};
+pub use crate::locks::{clear_git_locks, clear_stale_lock, STALE_LOCK};
+pub(crate) use crate::locks::{clear_repository_locks, guard, try_maintenance_guard, Guard};
 pub use crate::staging::{write_commit, Staging};
 
 /// Moves `BRANCH` from `from` to `to`, failing with [`Error::Conflict`] if it is not at `from`.
