@@ -341,15 +341,17 @@ fn wire(
             ..SegmentOptions::default()
         },
     )?);
-    let cold_store = Arc::new(ColdStore::open(
-        dir.join(COLD_DIR),
-        ColdOptions {
-            keep_chunks: config.keep_chunks,
-            writer_id: config.writer_id.clone(),
-            ..ColdOptions::default()
-        },
-        Arc::clone(&clock),
-    )?);
+    let cold_options = ColdOptions {
+        keep_chunks: config.keep_chunks,
+        writer_id: config.writer_id.clone(),
+        ..ColdOptions::default()
+    };
+    // A reader writes nothing into the writer's repository, not even a cleared lock.
+    let cold_store = Arc::new(if read_only {
+        ColdStore::open_read_only(dir.join(COLD_DIR), cold_options, Arc::clone(&clock))?
+    } else {
+        ColdStore::open(dir.join(COLD_DIR), cold_options, Arc::clone(&clock))?
+    });
     // Packs are merged after the push in each maintenance pass, so that a CRITICAL write's
     // push never waits for a merge.
     cold_store.defer_pack_merges(true);

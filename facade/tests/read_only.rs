@@ -163,6 +163,38 @@ fn a_reader_beside_the_writer_sees_durable_state_and_changes_nothing() {
     assert!(path.join(CLOSED_FILE).exists());
 }
 
+/// A reader leaves even a crash's old lock file in the cold repository alone: clearing it is
+/// the writer's business.
+#[test]
+fn a_reader_leaves_an_old_lock_in_the_cold_repository_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let path = dir.path().join("store");
+    let writer = open(&path, &clock, Config::default());
+    writer
+        .classify("high:*", Class::new(Criticality::High))
+        .unwrap();
+    writer.put("high:1", "one").unwrap();
+    writer.sync(Stage::Cold).unwrap();
+    let lock = path.join(strata::COLD_DIR).join("refs/heads/main.lock");
+    std::fs::write(&lock, b"").unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    let before = listing(&path);
+    let view = reader(&path, &clock);
+    assert_eq!(text(view.get("high:1").unwrap()).as_deref(), Some("one"));
+    drop(view);
+    assert!(lock.exists());
+    assert_eq!(listing(&path), before, "the reader changed nothing on disk");
+    std::fs::remove_file(&lock).unwrap();
+    drop(writer);
+}
+
 #[test]
 fn a_reader_leaves_a_torn_tail_to_the_writer_and_needs_a_store() {
     let dir = tempfile::tempdir().unwrap();

@@ -235,6 +235,53 @@ pub fn move_branch(repo: &Repository, from: Option<Oid>, to: Oid) -> Result<()> 
     }
 }
 
+/// Opens the existing repository at `path` to read it, writing nothing: no lock is cleared, no
+/// setting written, no index rebuilt. Every pack index is still checked before libgit2 reads
+/// through it, and a damaged one is an error naming it.
+pub fn open_for_reading(path: &Path) -> Result<Repository> {
+    configure_libgit2()?;
+    for (pack, len) in packs(path)? {
+        let idx = pack.with_extension("idx");
+        match index_is_sound(&pack, len, &idx) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Error::corrupt(
+                    &idx,
+                    "damaged pack index (a writable open rebuilds it)",
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Repository::open_bare(path).map_err(|e| Error::git(format!("open {}", path.display()), e))
+}
+
+/// Whether the index `idx` of `pack` (`len` bytes) is sound: its checksum, the pack checksum
+/// it records, and every offset inside the pack. A missing index counts as sound (the pack is
+/// invisible to readers).
+fn index_is_sound(pack: &Path, len: u64, idx: &Path) -> Result<bool> {
+    let bytes = match std::fs::read(idx) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(source) => {
+            return Err(Error::Io {
+                op: "read pack index",
+                path: idx.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let trailer = pack_trailer(pack);
+    Ok(
+        crate::packread::parse_index(idx, &bytes).is_ok_and(|(entries, checksum)| {
+            trailer == Some(checksum)
+                && entries
+                    .iter()
+                    .all(|e| e.offset >= 12 && e.offset.saturating_add(20) < len)
+        }),
+    )
+}
+
 /// Checks every pack index before libgit2 reads through any: an index whose checksum fails,
 /// which names another pack, or whose offsets point outside its pack is damage that libgit2
 /// does not survive (it reads wherever a bad offset points). Such an index is moved aside
@@ -243,26 +290,7 @@ pub fn move_branch(repo: &Repository, from: Option<Oid>, to: Oid) -> Result<()> 
 fn check_pack_indexes(path: &Path) -> Result<()> {
     for (pack, len) in packs(path)? {
         let idx = pack.with_extension("idx");
-        let bytes = match std::fs::read(&idx) {
-            Ok(bytes) => bytes,
-            // A pack without an index is invisible to readers (a crash's leftover).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(Error::Io {
-                    op: "read pack index",
-                    path: idx,
-                    source,
-                })
-            }
-        };
-        let trailer = pack_trailer(&pack);
-        let sound = crate::packread::parse_index(&idx, &bytes).is_ok_and(|(entries, checksum)| {
-            trailer == Some(checksum)
-                && entries
-                    .iter()
-                    .all(|e| e.offset >= 12 && e.offset.saturating_add(20) < len)
-        });
-        if !sound {
+        if !index_is_sound(&pack, len, &idx)? {
             reindex(path, &pack, &idx)?;
         }
     }

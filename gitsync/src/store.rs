@@ -162,6 +162,39 @@ impl ColdStore {
         let path = path.as_ref().to_owned();
         let repo = repo::open_or_init(&path)?;
         let writer = writer_id(&repo, options.writer_id.as_deref(), clock.now_ms())?;
+        ColdStore::with_repository(path, repo, writer, options, clock)
+    }
+
+    /// Opens the existing repository at `path` for reading beside a writer, writing nothing to
+    /// it: no stale lock is cleared, no setting or writer id saved, no damaged index rebuilt
+    /// (a damaged one is an error). Reads work as on a store from [`Self::open`]; it must not
+    /// be committed to.
+    pub fn open_read_only(
+        path: impl AsRef<Path>,
+        options: ColdOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<ColdStore> {
+        let path = path.as_ref().to_owned();
+        let repo = repo::open_for_reading(&path)?;
+        let saved = repo
+            .config()
+            .ok()
+            .and_then(|c| c.get_string("strata.writer").ok());
+        let writer = options
+            .writer_id
+            .clone()
+            .or(saved)
+            .unwrap_or_else(|| "reader".to_owned());
+        ColdStore::with_repository(path, repo, writer, options, clock)
+    }
+
+    fn with_repository(
+        path: PathBuf,
+        repo: Repository,
+        writer: String,
+        options: ColdOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<ColdStore> {
         let head = repo::head(&repo)?;
         let mut state = State {
             repo,

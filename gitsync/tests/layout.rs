@@ -387,6 +387,18 @@ fn a_damaged_index_stops_merges_openly_commits_go_on_and_reopening_rebuilds_it()
     let digest = <sha1::Sha1 as sha1::Digest>::digest(&bytes[..body]);
     bytes[body..].copy_from_slice(&digest);
     std::fs::write(&idx, &bytes).unwrap();
+    // A read-only open repairs nothing: the damage is an error naming the index.
+    let refused = strata_gitsync::ColdStore::open_read_only(
+        &repo,
+        strata_gitsync::ColdOptions::default(),
+        std::sync::Arc::new(strata_tiering::clock::ManualClock::new(1_700_000_000_000)),
+    );
+    match refused {
+        Err(strata_gitsync::Error::Corrupt { path, .. }) => assert_eq!(path, idx),
+        Err(other) => panic!("a damaged index must be refused as damage: {other}"),
+        Ok(_) => panic!("a damaged index must be refused"),
+    }
+    assert_eq!(std::fs::read(&idx).unwrap(), bytes, "left as it was");
     let store = common::open_with_packs(&repo, 100, 4);
     assert_eq!(
         std::fs::read(&idx).unwrap(),
