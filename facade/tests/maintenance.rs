@@ -174,3 +174,49 @@ fn the_warm_probe_finds_a_corrupt_segment() {
     // Reads of the fenced range fail openly instead of answering from an older version.
     assert!(store.get("k005").is_err());
 }
+
+/// Each cold commit adds a pack; the store merges them in its maintenance pass after the push
+/// (commits themselves leave them alone), so the pack count stays bounded and every HIGH key
+/// still reads from the cold repository.
+#[test]
+fn maintenance_merges_the_cold_repository_s_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let store = open(dir.path(), &clock, Config::default());
+    store
+        .classify("doc:*", Class::new(Criticality::High))
+        .unwrap();
+    let pack_dir = dir.path().join(strata::COLD_DIR).join("objects/pack");
+    let packs = || {
+        std::fs::read_dir(&pack_dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "pack")
+            })
+            .count()
+    };
+    let mut most = 0;
+    for i in 0..45 {
+        store
+            .put(format!("doc:{i:02}"), format!("{{\"n\":{i}}}"))
+            .unwrap();
+        store.sync(Stage::Cold).unwrap();
+        most = most.max(packs());
+        let report = store.maintain();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+    }
+    assert!(packs() <= 33, "{} packs after 45 commits", packs());
+    assert!(
+        most > 32,
+        "the merge ran in maintenance, not in the commit ({most})"
+    );
+    let cold = dir.path().join(strata::COLD_DIR);
+    assert_eq!(git(&cold, &["fsck", "--strict"]).trim(), "");
+    for i in [0, 22, 44] {
+        assert!(store.get(format!("doc:{i:02}")).unwrap().is_some());
+    }
+}
