@@ -48,9 +48,12 @@ impl ColdStore {
             Ok(())
         });
         match result {
-            Ok(()) => state.merge_retry_at = 0,
+            Ok(()) => {
+                state.merge_retry_at = 0;
+                state.merge_error = None;
+            }
             Err(e) => {
-                state.fold_error = Some(format!("repack: {e}"));
+                state.merge_error = Some(format!("repack: {e}"));
                 state.merge_retry_at = state.packs + self.max_packs;
             }
         }

@@ -135,6 +135,8 @@ pub(crate) struct State {
     /// After a failed merge of packs, the pack count at which the next one is tried: a damaged
     /// pack would otherwise fail a merge on every commit.
     pub(crate) merge_retry_at: usize,
+    /// The latest merge of packs' failure, until a merge succeeds.
+    pub(crate) merge_error: Option<String>,
     /// Whether commits leave merging packs to `merge_packs` (see `defer_pack_merges`).
     pub(crate) defer_merges: bool,
     /// Whether other writers' versions may be in the repository (set by a merge or a clone,
@@ -207,6 +209,7 @@ impl ColdStore {
             fold_error: None,
             packs: repo::packs(&path)?.len(),
             merge_retry_at: 0,
+            merge_error: None,
             defer_merges: false,
             shared: false,
         };
@@ -303,9 +306,15 @@ impl ColdStore {
         self.lock().chunks.len()
     }
 
-    /// The last fold failure, if the latest fold did not succeed.
+    /// What the cold repository's upkeep last failed at: the latest fold if it failed, else
+    /// the latest merge of packs if that failed (as `repack: ...`). Each clears when it next
+    /// succeeds.
     pub fn fold_error(&self) -> Option<String> {
-        self.lock().fold_error.clone()
+        let state = self.lock();
+        state
+            .fold_error
+            .clone()
+            .or_else(|| state.merge_error.clone())
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

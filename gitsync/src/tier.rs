@@ -65,7 +65,7 @@ impl Tier for ColdTier {
     fn health(&self) -> Health {
         match self.store.fold_error() {
             Some(reason) => Health::Degraded {
-                reason: format!("folding chunks into state/ failed: {reason}"),
+                reason: format!("cold repository upkeep failed: {reason}"),
             },
             None => Health::Healthy,
         }

@@ -410,6 +410,36 @@ fn a_damaged_index_stops_merges_openly_commits_go_on_and_reopening_rebuilds_it()
     common::assert_fsck_clean(&repo);
 }
 
+/// A failed merge's error lasts only until a merge succeeds.
+#[test]
+fn a_merge_error_clears_when_a_later_merge_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("cold.git");
+    let store = common::open_with_packs(&repo, 100, 4);
+    commit_one(&store, 1, b"1");
+    let idx = std::fs::read_dir(repo.join("objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "idx"))
+        .unwrap();
+    let original = std::fs::read(&idx).unwrap();
+    let mut damaged = original.clone();
+    damaged[8 + 1024 + 4 * 20] ^= 0x01;
+    std::fs::write(&idx, &damaged).unwrap();
+    for seqno in 2..=5 {
+        commit_one(&store, seqno, b"2");
+    }
+    assert!(store.fold_error().is_some_and(|e| e.contains("repack")));
+    // Sound again: the retry (once 4 more packs exist) merges and the error is gone.
+    std::fs::write(&idx, &original).unwrap();
+    for seqno in 6..=9 {
+        commit_one(&store, seqno, b"2");
+    }
+    assert_eq!(store.fold_error(), None);
+    assert!(packs(&repo) <= 4, "{} packs", packs(&repo));
+    common::assert_fsck_clean(&repo);
+}
+
 #[test]
 fn reopening_restores_the_watermark_unfolded_chunks_and_history() {
     let dir = tempfile::tempdir().unwrap();
