@@ -255,7 +255,7 @@ impl BlockLayout {
         &self,
         bytes: &[u8],
         key: &[u8],
-        mut before: impl FnMut(&EntryRef<'_>) -> bool,
+        before: impl FnMut(&EntryRef<'_>) -> bool,
     ) -> Result<usize, &'static str> {
         let first = self.entry(bytes, 0)?;
         let common = first
@@ -267,6 +267,31 @@ impl BlockLayout {
             Ordering::Greater => return Ok(self.count),
             Ordering::Equal => {}
         }
+        self.search(bytes, key, before)
+    }
+
+    /// As [`find`](Self::find) for a caller that only wants the entry of `key` and checks the
+    /// entry at the returned position for it: a key that does not start with the block's
+    /// shared head is in no entry, and gets some position whose entry holds another key.
+    ///
+    /// Skipping the head check spares decoding the first entry, often a cache line (and page)
+    /// of its own at the far end of the block from the directory.
+    pub fn find_candidate(
+        &self,
+        bytes: &[u8],
+        key: &[u8],
+        before: impl FnMut(&EntryRef<'_>) -> bool,
+    ) -> Result<usize, &'static str> {
+        self.search(bytes, key, before)
+    }
+
+    /// The search of [`find`](Self::find) past its head check.
+    fn search(
+        &self,
+        bytes: &[u8],
+        key: &[u8],
+        mut before: impl FnMut(&EntryRef<'_>) -> bool,
+    ) -> Result<usize, &'static str> {
         let p = tail_prefix(key, self.shared);
         let prefix = |i| self.prefix(bytes, i).ok_or("directory outside the block");
         let (mut lo, mut hi) = (0, self.count);

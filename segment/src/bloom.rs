@@ -72,10 +72,15 @@ impl Bloom {
         Ok(Bloom { probes, lines })
     }
 
+    /// Where in the encoded filter the line of the key with hash `h` lies.
+    pub fn line_at(&self, h: u64) -> usize {
+        BLOOM_HEADER_LEN + line_of(h, self.lines) * BLOOM_LINE_BYTES
+    }
+
     /// False if the key with hash `h` is certainly absent. `encoded` must be the filter this
     /// view was parsed from.
     pub fn may_contain(&self, encoded: &[u8], h: u64) -> bool {
-        let base = BLOOM_HEADER_LEN + line_of(h, self.lines) * BLOOM_LINE_BYTES;
+        let base = self.line_at(h);
         let Some(line) = encoded.get(base..base + BLOOM_LINE_BYTES) else {
             return true;
         };

@@ -66,6 +66,7 @@ mod hash;
 mod index;
 mod iter;
 mod options;
+mod prefetch;
 mod read;
 mod segment;
 mod state;

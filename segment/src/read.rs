@@ -18,7 +18,7 @@ use crate::bloom;
 use crate::error::{Result, SegmentError};
 use crate::format::EntryRef;
 use crate::iter::{below_end, Cursor, Merger};
-use crate::segment::{to_entry, to_key, Segment};
+use crate::segment::{to_entry, to_key, Probe, Segment};
 use crate::state::{Inner, QuarantinedSegment, Version};
 use crate::stats::Counters;
 
@@ -37,17 +37,14 @@ impl Inner {
             if footer.min_seqno > snapshot || best.is_some_and(|b| footer.max_seqno <= b.seqno) {
                 continue;
             }
-            if !seg.may_contain_hashed(key, hash) {
-                skipped += 1;
-                continue;
-            }
-            match seg.find(key, snapshot) {
-                Ok(Some(found)) => {
+            match seg.probe(key, hash, snapshot) {
+                Ok(Probe::Filtered) => skipped += 1,
+                Ok(Probe::Searched(Some(found))) => {
                     if best.is_none_or(|b| found.seqno > b.seqno) {
                         best = Some(found);
                     }
                 }
-                Ok(None) => {}
+                Ok(Probe::Searched(None)) => {}
                 Err(e) => return Err(self.damaged(seg, e)),
             }
         }

@@ -28,10 +28,11 @@ use crate::bloom::{self, Bloom};
 use crate::error::{Result, SegmentError};
 use crate::format::{
     internal_cmp, key_prefix, parse_file_name, read_u32, EntryRef, Footer, SegmentId,
-    BLOCK_TRAILER_LEN, DIRECTORY_SLOT_LEN, FOOTER_LEN,
+    BLOCK_TRAILER_LEN, BLOOM_LINE_BYTES, DIRECTORY_SLOT_LEN, FOOTER_LEN,
 };
 use crate::index::{parse_index, IndexRecord};
 use crate::mmap;
+use crate::prefetch::prefetch;
 use crate::writer::key_for_error;
 
 /// How a segment's bytes are brought into memory.
@@ -49,6 +50,18 @@ pub enum ReadMode {
 /// that many entries. A block holds at least one entry, so the values never collide.
 const UNCHECKED: u32 = 0;
 const BAD: u32 = u32::MAX;
+
+/// The longest directory (with its trailer) a point read asks into cache whole: 16 lines.
+const MAX_DIRECTORY_PREFETCH: usize = 1024;
+
+/// What [`Segment::probe`] found.
+#[derive(Debug)]
+pub(crate) enum Probe<'a> {
+    /// The key range or the bloom filter rules the key out; no block was read.
+    Filtered,
+    /// The key's block was searched: its version, if the block holds one.
+    Searched(Option<EntryRef<'a>>),
+}
 
 #[derive(Debug)]
 enum Bytes {
@@ -240,18 +253,65 @@ impl Segment {
     }
 
     pub(crate) fn may_contain_hashed(&self, key: &[u8], hash: u64) -> bool {
-        let (Some(first), Some(last)) = (self.first_key(), self.last_key()) else {
-            return false;
-        };
-        if key < first || key > last {
-            return false;
+        self.in_key_range(key) && self.bloom.may_contain(self.filter(), hash)
+    }
+
+    fn in_key_range(&self, key: &[u8]) -> bool {
+        match (self.first_key(), self.last_key()) {
+            (Some(first), Some(last)) => first <= key && key <= last,
+            _ => false,
         }
-        let filter = self
-            .bytes
+    }
+
+    fn filter(&self) -> &[u8] {
+        self.bytes
             .as_slice()
             .get(self.bloom_at.clone())
-            .unwrap_or(&[]);
-        self.bloom.may_contain(filter, hash)
+            .unwrap_or(&[])
+    }
+
+    /// Looks `key` up at `snapshot`, with its hash computed by the caller: ruled out by the
+    /// key range or the bloom filter, or searched for in its block.
+    ///
+    /// The bloom line and the block's directory are asked into cache together before either
+    /// is read (see [`prefetch`](crate::prefetch)).
+    pub(crate) fn probe(&self, key: &[u8], hash: u64, snapshot: SeqNo) -> Result<Probe<'_>> {
+        if !self.in_key_range(key) {
+            return Ok(Probe::Filtered);
+        }
+        let filter = self.filter();
+        let line = self.bloom.line_at(hash);
+        prefetch(filter, line..line + BLOOM_LINE_BYTES);
+        let block = self.block_for(key, snapshot);
+        self.prefetch_directory(block);
+        if !self.bloom.may_contain(filter, hash) {
+            return Ok(Probe::Filtered);
+        }
+        Ok(Probe::Searched(self.find_in(block, key, snapshot)?))
+    }
+
+    /// Asks the directory and trailer of block `i` into cache, if the block was checked before
+    /// (a first read checks the whole block anyway). A long directory has its trailer and
+    /// middle asked for, which is where the search starts.
+    fn prefetch_directory(&self, i: usize) {
+        let (Some(record), Some(state)) = (self.index.get(i), self.blocks.get(i)) else {
+            return;
+        };
+        let count = match state.load(AtomicOrdering::Relaxed) {
+            UNCHECKED | BAD => return,
+            count => count as usize,
+        };
+        let data = self.bytes.as_slice();
+        let end = record.offset + record.len;
+        let trailer_at = end.saturating_sub(BLOCK_TRAILER_LEN);
+        let dir_at = trailer_at.saturating_sub(DIRECTORY_SLOT_LEN * count);
+        if end - dir_at <= MAX_DIRECTORY_PREFETCH {
+            prefetch(data, dir_at..end);
+        } else {
+            let middle = dir_at + DIRECTORY_SLOT_LEN * (count / 2);
+            prefetch(data, middle..middle + DIRECTORY_SLOT_LEN);
+            prefetch(data, trailer_at..end);
+        }
     }
 
     /// The newest version of `key` with `seqno <= snapshot`, if this segment holds one and it
@@ -273,26 +333,32 @@ impl Segment {
         if snapshot < self.footer.min_seqno || key.is_empty() || key.len() > MAX_KEY_LEN {
             return Ok(None);
         }
-        if !self.may_contain_hashed(key, hash) {
-            return Ok(None);
+        match self.probe(key, hash, snapshot)? {
+            Probe::Filtered => Ok(None),
+            Probe::Searched(found) => Ok(found),
         }
-        self.find(key, snapshot)
     }
 
-    /// As [`get_ref`](Self::get_ref) without consulting the bloom filter and key range: the
-    /// caller has.
-    pub(crate) fn find(&self, key: &[u8], snapshot: SeqNo) -> Result<Option<EntryRef<'_>>> {
+    /// The block that holds `(key, snapshot)` if any block does: the first whose last version
+    /// is at or after it; the block count when none is.
+    fn block_for(&self, key: &[u8], snapshot: SeqNo) -> usize {
         let target = (key, snapshot);
-        let block = self.find_block(key, |r| {
+        self.find_block(key, |r| {
             internal_cmp((self.key_at(r.last_key), r.last_seqno), target).is_lt()
-        });
+        })
+    }
+
+    /// The newest version of `key` at or below `snapshot` in block `block` (from
+    /// [`block_for`](Self::block_for)).
+    fn find_in(&self, block: usize, key: &[u8], snapshot: SeqNo) -> Result<Option<EntryRef<'_>>> {
+        let target = (key, snapshot);
         if block >= self.index.len() {
             return Ok(None);
         }
         let layout = self.block(block)?;
         let data = self.bytes.as_slice();
         let at = layout
-            .find(data, key, |e| {
+            .find_candidate(data, key, |e| {
                 internal_cmp((e.key, e.seqno), target).is_lt()
             })
             .map_err(|e| self.block_error(block, e, Some(key)))?;

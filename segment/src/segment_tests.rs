@@ -304,3 +304,61 @@ fn truncated_and_padded_files_are_rejected() {
     let err = Segment::open(&mem, &other, ReadMode::Read).unwrap_err();
     assert!(err.to_string().contains("segment 1"), "{err}");
 }
+
+/// Point reads search a block's directory by key prefixes taken past the head its keys share,
+/// without checking a key against that head first; a key that lacks the head must still read
+/// as absent, whichever block it lands in, before and after the block was first checked.
+#[test]
+fn point_reads_of_keys_outside_a_blocks_shared_head() {
+    let (fs, dir) = mem();
+    let mut entries = Vec::new();
+    for (h, head) in ["alpha/", "beta/", "beta/x", "gamma/"].iter().enumerate() {
+        for i in 0..40u64 {
+            let seqno = h as u64 * 100 + i + 1;
+            entries.push((k(&format!("{head}{i:04}")), Entry::put(seqno, "v")));
+        }
+    }
+    let options = WriterOptions {
+        block_size: 256,
+        ..WriterOptions::default()
+    };
+    write_segment(Arc::clone(&fs), dir, 1, options, entries.clone()).unwrap();
+    let seg = open(&fs, dir, 1);
+    assert!(seg.block_count() > 8, "the heads must span several blocks");
+    let absent = [
+        "alpha/",
+        "alpha/00",
+        "alpha/00015",
+        "alpha/0040",
+        "alpha/9",
+        "alphb",
+        "al",
+        "b",
+        "beta",
+        "beta/",
+        "beta/0039x",
+        "beta/w",
+        "beta/x",
+        "beta/x0040",
+        "beta/y",
+        "g",
+        "gamma/0",
+        "gamma/0039/",
+        "alpha/\u{0}",
+        "beta/\u{ff}",
+    ];
+    for _ in 0..2 {
+        for (key, entry) in &entries {
+            assert_eq!(
+                seg.get(key.as_bytes(), LATEST).unwrap().as_ref(),
+                Some(entry)
+            );
+        }
+        for key in absent {
+            assert_eq!(seg.get(key.as_bytes(), LATEST).unwrap(), None, "{key:?}");
+            let block = seg.block_for(key.as_bytes(), LATEST);
+            let found = seg.find_in(block, key.as_bytes(), LATEST).unwrap();
+            assert!(found.is_none(), "{key:?} found in block {block}");
+        }
+    }
+}

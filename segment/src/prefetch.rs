@@ -1,0 +1,63 @@
+//! Cache hints for point reads.
+//!
+//! A point read of a large segment is bound by memory latency, not by work: the bloom filter
+//! line, the block's directory and the entry each sit in a different part of the file, and
+//! each costs a cache miss (and often a TLB miss) of a few hundred nanoseconds. The bloom
+//! line and the directory do not depend on each other — the block comes from the in-memory
+//! index — so a read asks for both before it looks at either, and pays for one round trip to
+//! memory instead of several.
+
+use std::ops::Range;
+
+/// Bytes per cache line on the machines this is tuned for.
+const LINE: usize = 64;
+
+/// Asks for `bytes[range]` to be brought into cache. A range outside `bytes` asks for nothing;
+/// the hint never changes what a later read returns.
+pub(crate) fn prefetch(bytes: &[u8], range: Range<usize>) {
+    let Some(slice) = bytes.get(range) else {
+        return;
+    };
+    let Some(last) = slice.len().checked_sub(1) else {
+        return;
+    };
+    let base = slice.as_ptr();
+    // Line by line from the first byte, and the last byte's line, which a step of one line
+    // from an unaligned start can miss.
+    let mut offset = 0;
+    while offset <= last {
+        prefetch_line(base.wrapping_add(offset));
+        offset += LINE;
+    }
+    prefetch_line(base.wrapping_add(last));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+fn prefetch_line(address: *const u8) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    // SAFETY: `prefetch` is a hint. It reads nothing the program sees and never faults,
+    // whatever the address (here always one inside a live slice), and SSE, which provides
+    // it, is part of the x86_64 baseline.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(address.cast()) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn prefetch_line(_address: *const u8) {}
+
+#[cfg(test)]
+mod tests {
+    use super::prefetch;
+
+    #[test]
+    fn any_range_is_accepted() {
+        let bytes = vec![7u8; 300];
+        prefetch(&bytes, 0..300);
+        prefetch(&bytes, 63..65);
+        prefetch(&bytes, 10..10);
+        prefetch(&bytes, 250..400);
+        #[allow(clippy::reversed_empty_ranges)]
+        prefetch(&bytes, 5..1);
+        assert_eq!(bytes, vec![7u8; 300]);
+    }
+}
