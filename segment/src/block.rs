@@ -267,7 +267,7 @@ impl BlockLayout {
             Ordering::Greater => return Ok(self.count),
             Ordering::Equal => {}
         }
-        self.search(bytes, key, before)
+        self.find_candidate(bytes, key, before)
     }
 
     /// As [`find`](Self::find) for a caller that only wants the entry of `key` and checks the
@@ -277,16 +277,6 @@ impl BlockLayout {
     /// Skipping the head check spares decoding the first entry, often a cache line (and page)
     /// of its own at the far end of the block from the directory.
     pub fn find_candidate(
-        &self,
-        bytes: &[u8],
-        key: &[u8],
-        before: impl FnMut(&EntryRef<'_>) -> bool,
-    ) -> Result<usize, &'static str> {
-        self.search(bytes, key, before)
-    }
-
-    /// The search of [`find`](Self::find) past its head check.
-    fn search(
         &self,
         bytes: &[u8],
         key: &[u8],
