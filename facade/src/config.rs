@@ -29,6 +29,10 @@ pub const CONFIG_FILE: &str = "config.json";
 pub struct Config {
     /// Bytes of the hot cache (LOW writes and promoted reads). Default: 256 MiB.
     pub hot_capacity_bytes: u64,
+    /// Whether values read from warm segments are copied into the hot cache, as values read
+    /// from cold always are. Default: false, as the page cache already keeps the
+    /// memory-mapped segments' bytes in memory (see `RouterConfig::promote_from_warm`).
+    pub promote_warm_reads: bool,
     /// Bytes of warm segments before the oldest entries are archived to cold. Default: 2 GiB.
     pub warm_capacity_bytes: u64,
     /// Seconds between archival passes, which move warm entries past their TTL (or the
@@ -81,6 +85,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             hot_capacity_bytes: 256 * MIB,
+            promote_warm_reads: false,
             warm_capacity_bytes: 2048 * MIB,
             archive_interval_secs: 600,
             memtable_flush_bytes: 64 * MIB,
@@ -278,6 +283,7 @@ mod tests {
     fn defaults_follow_the_recommended_configuration() {
         let c = Config::default();
         assert_eq!(c.hot_capacity_bytes, 256 * MIB);
+        assert!(!c.promote_warm_reads, "warm reads stay in the page cache");
         assert_eq!(c.warm_capacity_bytes, 2 * 1024 * MIB);
         assert_eq!(
             (

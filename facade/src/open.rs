@@ -478,6 +478,7 @@ fn wire(
             replay_capacity: config.replay_queue_items,
             health_interval: secs(config.health_check_secs),
             warm_capacity_bytes: config.warm_capacity_bytes,
+            promote_from_warm: config.promote_warm_reads,
             ..RouterConfig::default()
         })
         .downstream(Arc::clone(&nudge) as Arc<dyn strata_tiering::router::Downstream>)

@@ -108,6 +108,8 @@ fn config() -> RouterConfig {
         drain_batch: 4,
         warm_capacity_bytes: 600,
         archive_batch: 3,
+        // Promotions from warm race flushes and writes in the model; keep them in play.
+        promote_from_warm: true,
         ..RouterConfig::default()
     }
 }

@@ -143,7 +143,10 @@ fn invalid_writes_change_nothing() {
 
 #[test]
 fn reads_fall_through_and_promote_into_the_cache() {
-    let h = Harness::new();
+    let h = Harness::with_config(RouterConfig {
+        promote_from_warm: true,
+        ..RouterConfig::default()
+    });
     h.router.put(&key("med:a"), "v1").unwrap();
     assert!(h.flush());
     let first = h.router.read(b"med:a", ReadOptions::default()).unwrap();
@@ -169,6 +172,27 @@ fn reads_fall_through_and_promote_into_the_cache() {
     assert_eq!(h.cache.contents().len(), 2);
     let missing = h.router.read(b"med:none", ReadOptions::default()).unwrap();
     assert_eq!(missing, Default::default());
+}
+
+#[test]
+fn by_default_only_cold_hits_are_promoted() {
+    let h = Harness::new();
+    h.router.put(&key("med:w"), "warm").unwrap();
+    assert!(h.flush());
+    for _ in 0..3 {
+        let read = h.router.read(b"med:w", ReadOptions::default()).unwrap();
+        assert_eq!(read.value(), Some(&Value::from("warm")));
+        assert_eq!((read.source, read.promoted), (Some(Source::Warm), false));
+    }
+    assert!(h.cache.contents().is_empty(), "a warm hit stays in warm");
+
+    h.cold
+        .apply(&[Change::put(key("high:c"), 1, "cold")])
+        .unwrap();
+    let cold = h.router.read(b"high:c", ReadOptions::default()).unwrap();
+    assert_eq!((cold.source, cold.promoted), (Some(Source::Cold), true));
+    let again = h.router.read(b"high:c", ReadOptions::default()).unwrap();
+    assert_eq!(again.source, Some(Source::Cache));
 }
 
 /// A warm tier in which a newer version lands (written, then flushed, the flush noted to the
@@ -197,6 +221,10 @@ impl RacingWarm {
             Arc::new(MemLog::new()) as Arc<dyn Log>,
         )
         .warm(Arc::clone(&warm) as Arc<dyn Tier>)
+        .config(RouterConfig {
+            promote_from_warm: true,
+            ..RouterConfig::default()
+        })
         .build();
         let router = Arc::new(router);
         warm.router.set(Arc::downgrade(&router)).unwrap();

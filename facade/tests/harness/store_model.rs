@@ -87,6 +87,8 @@ fn config() -> Config {
     Config {
         wal_sync: "always".into(),
         hot_capacity_bytes: 1 << 20,
+        // Keeps promotions from warm, and the small cache's evictions, in the model's way.
+        promote_warm_reads: true,
         memtable_flush_items: 8,
         memtable_flush_bytes: 1 << 16,
         ..Config::default()

@@ -74,6 +74,15 @@ pub struct RouterConfig {
     pub limits: Limits,
     /// Breaker events remembered in [`EventHub::recent`] (256).
     pub event_history: usize,
+    /// Whether a version read from warm is copied into the cache (false). Versions read from
+    /// cold always are.
+    ///
+    /// Warm segments are memory-mapped, so the page cache already keeps what warm reads
+    /// touch. A copy in the cache would hold those bytes a second time, and its lookups cost
+    /// about what the warm read they save does: on 1,000,000 keys read at random, copying
+    /// each warm hit made reads 1.7 to 1.8 times slower. Turn it on where reading warm is
+    /// slow, for example segments read through a filesystem that does not cache them.
+    pub promote_from_warm: bool,
 }
 
 impl Default for RouterConfig {
@@ -89,6 +98,7 @@ impl Default for RouterConfig {
             archive_batch: 1_000,
             limits: Limits::default(),
             event_history: 256,
+            promote_from_warm: false,
         }
     }
 }

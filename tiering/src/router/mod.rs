@@ -7,7 +7,7 @@
 //!                              │ log or warm failing (degraded)        │ owner flushes hot → warm
 //!                              └─► fallback cache + replay queue       │ committer tails Log → cold
 //!                                  drained in order on recovery        │ pusher → remote
-//!  read(key) ─ fallback ─► hot ─► cache ─► warm ─► cold ─ promote a lower hit into cache
+//!  read(key) ─ fallback ─► hot ─► cache ─► warm ─► cold ─ promote a cold hit into cache
 //! ```
 //!
 //! - [`rules`]: [`RuleSet`] — exact keys, glob [`Pattern`]s (syntax in [`pattern`]) and

@@ -1,5 +1,6 @@
 //! The read path: fallback cache, hot, cache, warm, cold — the first version found wins, and
-//! one found below the hot level is promoted into the cache.
+//! one found in cold is promoted into the cache (one found in warm too, when
+//! [`RouterConfig::promote_from_warm`](super::RouterConfig::promote_from_warm) says so).
 //!
 //! - LOW keys are read from the cache only, best effort.
 //! - The hot tier is read before the cache: for a key that is not LOW, the cache holds either
@@ -149,7 +150,8 @@ impl Router {
         self.read_below(key, options)
     }
 
-    /// Reads the warm and cold tiers, promoting a value found there.
+    /// Reads the warm and cold tiers, promoting a value found in cold (or, if so configured,
+    /// in warm).
     fn read_below(&self, key: &[u8], options: ReadOptions) -> Result<ReadOutcome, Error> {
         let mut skipped = Vec::new();
         for (id, source) in [(TierId::Warm, Source::Warm), (TierId::Cold, Source::Cold)] {
@@ -178,7 +180,8 @@ impl Router {
                 Ok(Some(entry)) => {
                     breaker.record_success();
                     let mut outcome = self.decide(entry, source);
-                    if let Some(found) = &outcome.entry {
+                    let promotes = id == TierId::Cold || self.config.promote_from_warm;
+                    if let (Some(found), true) = (&outcome.entry, promotes) {
                         outcome.promoted = self.promote(key, found, id, flushes);
                     }
                     outcome.skipped = skipped;
