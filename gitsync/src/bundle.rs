@@ -307,5 +307,5 @@ pub fn adopt_identity(repo_path: &Path, writer: &str, shared: bool, examined: Ls
     if shared {
         crate::store::mark_shared(&repo)?;
     }
-    crate::store::write_examined(repo_path, examined)
+    crate::store::write_examined(&strata_tiering::io::StdFs, repo_path, examined)
 }

@@ -40,6 +40,7 @@ use std::collections::HashMap;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 use git2::{ObjectType, Oid, Repository};
+use strata_tiering::io::Fs;
 
 use crate::delta;
 use crate::error::{Error, Result};
@@ -280,7 +281,7 @@ fn deflate(compressor: &mut Compress, data: &[u8], out: &mut Vec<u8>) -> std::io
 /// Merges the smallest packs of the repository at `path` into one (see the module docs).
 /// `repo` is an open handle used to read the objects; the caller reopens it afterwards, as
 /// it may still map removed packs.
-pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
+pub fn consolidate(fs: &dyn Fs, path: &Path, repo: &Repository) -> Result<RepackReport> {
     let Some(_maintenance) = repo::try_maintenance_guard(path)? else {
         // Another handle is merging or repacking; this one's packs wait for the next commit.
         let packs = repo::packs(path)?;
@@ -413,10 +414,10 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
         }
     })
     .map_err(io)?;
-    packfile::install(&pack_dir, &pack)?;
+    packfile::install(fs, &pack_dir, &pack)?;
     let new_name = pack.name();
     for leftover in old_temporaries(&pack_dir) {
-        repo::remove_if_present(&leftover)?;
+        repo::remove_if_present(fs, &leftover)?;
     }
     for old in merged.iter().chain(&orphans) {
         if old
@@ -425,9 +426,9 @@ pub fn consolidate(path: &Path, repo: &Repository) -> Result<RepackReport> {
         {
             continue;
         }
-        repo::remove_pack(old)?;
+        repo::remove_pack(fs, old)?;
     }
-    repo::sync_dir(&pack_dir)?;
+    repo::sync_dir(fs, &pack_dir)?;
     let after = repo::packs(path)?;
     report.packs_after = after.len();
     report.bytes_after = after.iter().map(|(_, len)| len).sum();

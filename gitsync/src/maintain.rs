@@ -12,7 +12,7 @@ impl ColdStore {
     /// store never runs it on its own; commits only merge small packs (see `consolidate`).
     pub fn repack(&self) -> Result<repo::RepackReport> {
         let mut state = self.lock();
-        let report = repo::repack(&self.path)?;
+        let report = repo::repack(&*self.fs, &self.path)?;
         // The old handle may still map removed packs; a fresh one sees only the new pack.
         state.repo = repo::open_or_init(&self.path)?;
         state.packs = report.packs_after;
@@ -42,11 +42,12 @@ impl ColdStore {
         if state.packs <= self.max_packs || state.packs < state.merge_retry_at {
             return;
         }
-        let result = consolidate::consolidate(&self.path, &state.repo).and_then(|report| {
-            state.repo = repo::open_or_init(&self.path)?;
-            state.packs = report.packs_after;
-            Ok(())
-        });
+        let result =
+            consolidate::consolidate(&*self.fs, &self.path, &state.repo).and_then(|report| {
+                state.repo = repo::open_or_init(&self.path)?;
+                state.packs = report.packs_after;
+                Ok(())
+            });
         match result {
             Ok(()) => {
                 state.merge_retry_at = 0;

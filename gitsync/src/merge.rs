@@ -206,7 +206,7 @@ impl ColdStore {
             message: &message,
             signature: &signature,
         };
-        let written = repo::write_commit(&state.repo, &commit, |stage| {
+        let written = repo::write_commit(&state.repo, &*self.fs, &commit, |stage| {
             for (path, blob) in &edits {
                 match blob {
                     Some(id) => stage.upsert(path, *id)?,

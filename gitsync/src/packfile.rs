@@ -33,13 +33,12 @@
 //! The ids are the objects' git ids, computed by the caller with libgit2's collision-detecting
 //! SHA-1 (`Oid::hash_object`); only the two file checksums are computed here.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use git2::{ObjectType, Oid};
 use sha1::{Digest, Sha1};
+use strata_tiering::io::Fs;
 
 use crate::error::{Error, Result};
 
@@ -242,19 +241,17 @@ pub fn index(pack: &Pack) -> Vec<u8> {
 /// are deterministic) never write into each other's files, and a failure removes only what
 /// this call created. A crash may leave `*.tmp` files or a `.pack` without an index, which no
 /// reader sees and a merge of packs removes once they are old.
-pub fn install(pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
+pub fn install(fs: &dyn Fs, pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
     static INSTALLS: AtomicU64 = AtomicU64::new(0);
     let name = pack.name();
     let pack_path = pack_dir.join(format!("{name}.pack"));
     let idx_path = pack_dir.join(format!("{name}.idx"));
     let sync_dir = || {
-        File::open(pack_dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|source| Error::Io {
-                op: "fsync",
-                path: pack_dir.to_path_buf(),
-                source,
-            })
+        fs.sync_dir(pack_dir).map_err(|source| Error::Io {
+            op: "fsync",
+            path: pack_dir.to_path_buf(),
+            source,
+        })
     };
     if idx_path.exists() {
         // Published by another install after its fdatasyncs: the same objects in the same
@@ -275,9 +272,9 @@ pub fn install(pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
         // and two in flight cost little more than one.
         std::thread::scope(|scope| {
             let pack_written = std::thread::Builder::new().spawn_scoped(scope, || {
-                write_durably(&tmp_pack, &pack.bytes, "write pack")
+                write_durably(fs, &tmp_pack, &pack.bytes, "write pack")
             });
-            let index_written = write_durably(&tmp_idx, &index, "write pack index");
+            let index_written = write_durably(fs, &tmp_idx, &index, "write pack index");
             let pack_written = match pack_written {
                 Ok(handle) => handle.join().unwrap_or_else(|_| {
                     Err(Error::Io {
@@ -287,7 +284,7 @@ pub fn install(pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
                     })
                 }),
                 // No thread to be had: write it here.
-                Err(_) => write_durably(&tmp_pack, &pack.bytes, "write pack"),
+                Err(_) => write_durably(fs, &tmp_pack, &pack.bytes, "write pack"),
             };
             pack_written.and(index_written)
         })?;
@@ -295,13 +292,14 @@ pub fn install(pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
         // linked only after its fdatasync) or, if its length is wrong, a leftover to replace.
         let same = std::fs::metadata(&pack_path).is_ok_and(|m| m.len() == pack.bytes.len() as u64);
         if !same {
-            std::fs::rename(&tmp_pack, &pack_path).map_err(|source| Error::Io {
-                op: "install pack",
-                path: pack_path.clone(),
-                source,
-            })?;
+            fs.rename(&tmp_pack, &pack_path)
+                .map_err(|source| Error::Io {
+                    op: "install pack",
+                    path: pack_path.clone(),
+                    source,
+                })?;
         }
-        match std::fs::hard_link(&tmp_idx, &idx_path) {
+        match fs.hard_link(&tmp_idx, &idx_path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(source) => {
@@ -317,19 +315,19 @@ pub fn install(pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
     // The temporary names go either way; after a failure nothing else of this call's is left
     // (a pack renamed into place without its index is invisible, and removed by a merge).
     for leftover in [&tmp_pack, &tmp_idx] {
-        let _ = std::fs::remove_file(leftover);
+        let _ = fs.remove_file(leftover);
     }
     written.map(|()| pack_path)
 }
 
-fn write_durably(path: &Path, bytes: &[u8], op: &'static str) -> Result<()> {
+fn write_durably(fs: &dyn Fs, path: &Path, bytes: &[u8], op: &'static str) -> Result<()> {
     let io = |source| Error::Io {
         op,
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::create(path).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
+    let mut file = fs.create_new(path).map_err(io)?;
+    file.append(bytes).map_err(io)?;
     file.sync_data().map_err(io)
 }
 
@@ -368,6 +366,7 @@ fn adler32(data: &[u8]) -> u32 {
 mod tests {
     use super::*;
     use std::io::Write;
+    use strata_tiering::io::StdFs;
 
     #[test]
     fn adler32_matches_known_values() {
@@ -453,11 +452,11 @@ mod tests {
         let id = Oid::hash_object(ObjectType::Blob, blob).unwrap();
         let pack = build([(ObjectType::Blob, id, blob)].into_iter()).unwrap();
         let pack_dir = dir.path().join("objects/pack");
-        let path = install(&pack_dir, &pack).unwrap();
+        let path = install(&StdFs, &pack_dir, &pack).unwrap();
         assert!(path.exists());
         assert!(!pack_dir.join(format!("{}.idx.tmp", pack.name())).exists());
         // Installing the same pack again is a no-op.
-        install(&pack_dir, &pack).unwrap();
+        install(&StdFs, &pack_dir, &pack).unwrap();
         assert_eq!(repo.find_blob(id).unwrap().content(), blob);
         let fresh = git2::Repository::open_bare(dir.path()).unwrap();
         assert_eq!(fresh.find_blob(id).unwrap().content(), blob);
@@ -472,7 +471,7 @@ mod tests {
         // The pack directory is a file: the first write fails.
         let not_a_dir = dir.path().join("pack");
         std::fs::write(&not_a_dir, b"").unwrap();
-        assert!(install(&not_a_dir, &pack).is_err());
+        assert!(install(&StdFs, &not_a_dir, &pack).is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -230,7 +230,7 @@ mod tests {
                 .map(|((kind, data), id)| (*kind, *id, data.as_slice())),
         )
         .unwrap();
-        let path = packfile::install(dir.path(), &pack).unwrap();
+        let path = packfile::install(&strata_tiering::io::StdFs, dir.path(), &pack).unwrap();
         let (entries, pack_checksum) = index_entries(&path.with_extension("idx")).unwrap();
         assert_eq!(pack_checksum[..], pack.bytes[pack.bytes.len() - 20..]);
         // A flipped bit anywhere in the index is refused.

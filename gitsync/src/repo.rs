@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use git2::{ErrorCode, Oid, Repository, RepositoryInitOptions, Signature};
+use strata_tiering::io::{Fs, StdFs};
 
 use crate::error::{Error, Result};
 
@@ -339,7 +340,7 @@ fn reindex(path: &Path, pack: &Path, idx: &Path) -> Result<()> {
             ),
         )
     })?;
-    sync_dir(&path.join("objects/pack"))
+    sync_dir(&StdFs, &path.join("objects/pack"))
 }
 
 /// What [`repack`] did.
@@ -393,7 +394,7 @@ pub fn packs(path: &Path) -> Result<Vec<(std::path::PathBuf, u64)>> {
 /// The new pack and its index are complete and fsynced before any old pack is removed, so a
 /// crash at any point leaves every reachable object readable. Handles opened before the repack
 /// may still map removed packs; callers reopen theirs.
-pub fn repack(path: &Path) -> Result<RepackReport> {
+pub fn repack(fs: &dyn Fs, path: &Path) -> Result<RepackReport> {
     let _maintenance = guard(path, Guard::Maintenance)?;
     let _commits = guard(path, Guard::AllCommits)?;
     let before = packs(path)?;
@@ -429,9 +430,9 @@ pub fn repack(path: &Path) -> Result<RepackReport> {
         if keep(name.as_str()) {
             continue;
         }
-        remove_pack(pack)?;
+        remove_pack(fs, pack)?;
     }
-    sync_dir(&pack_dir)?;
+    sync_dir(fs, &pack_dir)?;
     let after = packs(path)?;
     report.packs_after = after.len();
     report.bytes_after = after.iter().map(|(_, len)| len).sum();
@@ -441,16 +442,16 @@ pub fn repack(path: &Path) -> Result<RepackReport> {
 /// Removes the pack at `pack` (`.pack` path) and the files beside it. The index goes first:
 /// a pack without its index is ignored, an index without its pack would be an error for a
 /// reader.
-pub(crate) fn remove_pack(pack: &Path) -> Result<()> {
+pub(crate) fn remove_pack(fs: &dyn Fs, pack: &Path) -> Result<()> {
     for extension in ["idx", "rev", "mtimes", "pack"] {
-        remove_if_present(&pack.with_extension(extension))?;
+        remove_if_present(fs, &pack.with_extension(extension))?;
     }
     Ok(())
 }
 
 /// Removes the file at `path`; one that is already gone is no error.
-pub(crate) fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
+pub(crate) fn remove_if_present(fs: &dyn Fs, path: &Path) -> Result<()> {
+    match fs.remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(Error::Io {
@@ -462,14 +463,12 @@ pub(crate) fn remove_if_present(path: &Path) -> Result<()> {
 }
 
 /// Fsyncs directory `dir`, so that files created, renamed or removed in it stay so.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|source| Error::Io {
-            op: "fsync",
-            path: dir.to_path_buf(),
-            source,
-        })
+pub(crate) fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir).map_err(|source| Error::Io {
+        op: "fsync",
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// The value of trailer `name` in a commit message.

@@ -21,6 +21,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
 use git2::{ObjectType, Oid, Repository, Signature};
+use strata_tiering::io::Fs;
 
 use crate::error::{Error, Result};
 use crate::packfile::{self, Stored};
@@ -374,12 +375,14 @@ fn commit_bytes(tree: Oid, parents: &[Oid], signature: &Signature<'_>, message: 
 }
 
 /// Builds a commit whose tree is the parent's tree with `edit`'s changes, writes exactly its
-/// new objects as one fsynced pack, and moves `BRANCH` from `parent` to it. Returns its id.
+/// new objects as one fsynced pack (through `fs`, which must act on the repository's files),
+/// and moves `BRANCH` from `parent` to it. Returns its id.
 ///
 /// `real` is the repository, opened once by its owner: a fresh handle per commit would reopen
 /// the pack indexes each time.
 pub fn write_commit(
     real: &Repository,
+    fs: &dyn Fs,
     commit: &NewCommit<'_>,
     edit: impl FnOnce(&mut Staging<'_>) -> Result<()>,
 ) -> Result<Oid> {
@@ -439,7 +442,7 @@ pub fn write_commit(
     })?;
     // No full repack may run between this pack's install and the branch naming it.
     let _commits = repo::guard(path, repo::Guard::Commit)?;
-    packfile::install(&pack_dir, &pack)?;
+    packfile::install(fs, &pack_dir, &pack)?;
     move_branch(real, commit.parent, id)?;
     Ok(id)
 }
@@ -448,6 +451,7 @@ pub fn write_commit(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use strata_tiering::io::StdFs;
 
     fn entry(name: &str, mode: i32) -> Entry {
         Entry {
@@ -642,7 +646,7 @@ mod tests {
             message: "m\n",
             signature: &signature,
         };
-        let id = write_commit(&repo, &commit, |stage| {
+        let id = write_commit(&repo, &StdFs, &commit, |stage| {
             let blob = stage.blob(b"same")?;
             stage.upsert("a/x", blob)?;
             stage.upsert("b/x", blob)

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use git2::{Oid, Repository, Signature, Time};
 use strata_tiering::clock::Clock;
+use strata_tiering::io::{Fs, StdFs};
 use strata_tiering::{Change, Entry, Key, KeyRange, Lsn, SeqNo};
 
 use crate::codec::{self, Form};
@@ -56,6 +57,12 @@ pub struct ColdOptions {
     pub writer_id: Option<String>,
     /// Pack files allowed before a commit repacks the repository into one. Default: 32.
     pub max_packs: usize,
+    /// What writes the store's own files: the packs and indexes of commits and merges, their
+    /// removal, and the examined watermark. It must act on the repository's real files, which
+    /// git reads; the default is the operating system's filesystem, and tests put a wrapper
+    /// there that counts, fails or mirrors the operations. git's own writes (the branch, the
+    /// config) do not go through it.
+    pub fs: Arc<dyn Fs>,
 }
 
 impl Default for ColdOptions {
@@ -64,6 +71,7 @@ impl Default for ColdOptions {
             keep_chunks: 10,
             writer_id: None,
             max_packs: 32,
+            fs: Arc::new(StdFs),
         }
     }
 }
@@ -115,6 +123,8 @@ pub struct ColdStore {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keep_chunks: usize,
     pub(crate) max_packs: usize,
+    /// Writes the store's own files (see [`ColdOptions::fs`]).
+    pub(crate) fs: Arc<dyn Fs>,
     pub(crate) writer: String,
     pub(crate) state: Mutex<State>,
 }
@@ -222,6 +232,7 @@ impl ColdStore {
             clock,
             keep_chunks: options.keep_chunks.max(1),
             max_packs: options.max_packs.max(2),
+            fs: options.fs,
             writer,
             state: Mutex::new(state),
         })
@@ -262,7 +273,7 @@ impl ColdStore {
     /// Saves how far the log was examined with nothing left pending: written to a temporary
     /// file, fsynced, renamed, and the directory fsynced.
     pub fn record_examined(&self, lsn: Lsn) -> Result<()> {
-        write_examined(&self.path, lsn)
+        write_examined(&*self.fs, &self.path, lsn)
     }
 
     /// This writer's committed watermark as of commit `at` (0 if it has no commit of its own
@@ -365,7 +376,7 @@ impl ColdStore {
             message: &message,
             signature: &signature,
         };
-        let written = repo::write_commit(&state.repo, &commit, |stage| {
+        let written = repo::write_commit(&state.repo, &*self.fs, &commit, |stage| {
             let blob = stage.blob(&content)?;
             stage.upsert(&format!("chunks/{name}"), blob)
         });
@@ -487,7 +498,7 @@ impl ColdStore {
             signature: &signature,
         };
         let chunks = &state.chunks;
-        let id = repo::write_commit(&state.repo, &commit, |stage| {
+        let id = repo::write_commit(&state.repo, &*self.fs, &commit, |stage| {
             stage.blobs_at(edits)?;
             for chunk in chunks {
                 stage.remove(&format!("chunks/{chunk}"))?;
@@ -698,19 +709,22 @@ fn writer_id(repo: &Repository, given: Option<&str>, now_ms: u64) -> Result<Stri
 }
 
 /// Saves `lsn` as the examined watermark of the repository at `repo_path`.
-pub(crate) fn write_examined(repo_path: &Path, lsn: Lsn) -> Result<()> {
+pub(crate) fn write_examined(fs: &dyn Fs, repo_path: &Path, lsn: Lsn) -> Result<()> {
     let path = repo_path.join(EXAMINED_FILE);
     let temp = repo_path.join(format!("{EXAMINED_FILE}.tmp"));
     let io = |op: &'static str, path: &Path| {
         let path = path.to_owned();
         move |source| Error::Io { op, path, source }
     };
-    let mut file = strata_wal::io::create_private_file(&temp).map_err(io("create", &temp))?;
-    std::io::Write::write_all(&mut file, format!("{lsn}\n").as_bytes())
+    // A crash may have left the temporary file; it holds nothing anyone reads.
+    match fs.remove_file(&temp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove", &temp)(e)),
+        _ => {}
+    }
+    let mut file = fs.create_new(&temp).map_err(io("create", &temp))?;
+    file.append(format!("{lsn}\n").as_bytes())
         .map_err(io("write", &temp))?;
-    file.sync_all().map_err(io("fsync", &temp))?;
-    std::fs::rename(&temp, &path).map_err(io("rename", &temp))?;
-    std::fs::File::open(repo_path)
-        .and_then(|dir| dir.sync_all())
-        .map_err(io("fsync", repo_path))
+    file.sync_data().map_err(io("fsync", &temp))?;
+    fs.rename(&temp, &path).map_err(io("rename", &temp))?;
+    fs.sync_dir(repo_path).map_err(io("fsync", repo_path))
 }

@@ -42,6 +42,7 @@ fn write_pack_read_seed_corpus() {
         keep_chunks: 2,
         writer_id: Some("seed".into()),
         max_packs: 4,
+        ..Default::default()
     };
     let clock = std::sync::Arc::new(strata_tiering::clock::ManualClock::new(1_700_000_000_000));
     let store = strata_gitsync::ColdStore::open(&repo, options, clock).unwrap();

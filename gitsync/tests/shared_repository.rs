@@ -18,6 +18,7 @@ fn handle(path: &std::path::Path, writer: &str) -> ColdStore {
         keep_chunks: 3,
         writer_id: Some(writer.into()),
         max_packs: 3,
+        ..Default::default()
     };
     ColdStore::open(path, options, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
 }

@@ -15,6 +15,7 @@ pub fn open_with_packs(path: &Path, keep_chunks: usize, max_packs: usize) -> Col
         keep_chunks,
         writer_id: Some("wtest".into()),
         max_packs,
+        ..ColdOptions::default()
     };
     ColdStore::open(path, options, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
 }
