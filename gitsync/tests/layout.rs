@@ -45,19 +45,6 @@ fn commit_one(store: &strata_gitsync::ColdStore, seqno: u64, value: &[u8]) {
         .unwrap();
 }
 
-fn packs(repo: &Path) -> usize {
-    std::fs::read_dir(repo.join("objects/pack"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "pack")
-        })
-        .count()
-}
-
 #[test]
 fn hostile_keys_stay_inside_the_tree_and_fsck_is_clean() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,7 +161,7 @@ fn every_commit_is_one_pack_and_no_object_is_loose() {
         store.commit(&changes, Trigger::Manual, None).unwrap();
     }
     assert_eq!(loose_objects(&repo), 0);
-    assert_eq!(packs(&repo), 5);
+    assert_eq!(common::packs(&repo), 5);
     // Each pack holds only what its commit added: the chunk blob, the root and chunks/ trees
     // and the commit, never the objects earlier commits already stored.
     let counts = common::git(&repo, &["count-objects", "-v"]);
@@ -201,9 +188,9 @@ fn packs_stay_bounded_and_a_repack_leaves_one_pack_with_everything_readable() {
                 )
             })
             .collect();
-        let before = packs(&repo);
+        let before = common::packs(&repo);
         store.commit(&changes, Trigger::Manual, None).unwrap();
-        let after = packs(&repo);
+        let after = common::packs(&repo);
         if after < before {
             // Small packs merged into one; the larger ones stay.
             merges += 1;
@@ -212,9 +199,9 @@ fn packs_stay_bounded_and_a_repack_leaves_one_pack_with_everything_readable() {
         assert!(objects.is_subset(&now), "batch {batch} lost objects");
         objects = now;
         assert!(
-            packs(&repo) <= 7,
+            common::packs(&repo) <= 7,
             "{} packs after batch {batch}",
-            packs(&repo)
+            common::packs(&repo)
         );
     }
     assert!(merges >= 3, "{merges} automatic merges");
@@ -244,7 +231,7 @@ fn packs_stay_bounded_and_a_repack_leaves_one_pack_with_everything_readable() {
     assert!(store.history(b"k7").unwrap().len() >= 2);
     let report = store.repack().unwrap();
     assert_eq!(report.packs_after, 1);
-    assert_eq!(packs(&repo), 1);
+    assert_eq!(common::packs(&repo), 1);
     assert_eq!(loose_objects(&repo), 0);
     common::assert_fsck_clean(&repo);
     // Every key still reads, and history still reaches the first commit.
@@ -271,13 +258,13 @@ fn deferred_merges_wait_for_merge_packs() {
     for seqno in 1..=6u64 {
         commit_one(&store, seqno, b"1");
     }
-    assert_eq!(packs(&repo), 6, "commits merged nothing");
+    assert_eq!(common::packs(&repo), 6, "commits merged nothing");
     store.merge_packs();
     assert_eq!(store.fold_error(), None);
     assert!(
-        packs(&repo) <= 3,
+        common::packs(&repo) <= 3,
         "{} packs after merge_packs",
-        packs(&repo)
+        common::packs(&repo)
     );
     common::assert_fsck_clean(&repo);
     assert!(store.get(b"k1", LATEST).unwrap().is_some());
@@ -285,7 +272,7 @@ fn deferred_merges_wait_for_merge_packs() {
     store.defer_pack_merges(false);
     for seqno in 7..=12u64 {
         commit_one(&store, seqno, b"1");
-        assert!(packs(&repo) <= 4);
+        assert!(common::packs(&repo) <= 4);
     }
 }
 
@@ -336,7 +323,7 @@ fn leftovers_of_an_interrupted_pack_install_are_removed_by_the_next_merge() {
         young.exists(),
         "a young pack without an index may be an install in progress"
     );
-    assert!(packs(&repo) <= 5);
+    assert!(common::packs(&repo) <= 5);
     common::assert_fsck_clean(&repo);
     assert!(store.get(b"a", LATEST).unwrap().is_some());
     assert!(store.get(b"k6", LATEST).unwrap().is_some());
@@ -374,7 +361,7 @@ fn a_damaged_index_stops_merges_openly_commits_go_on_and_reopening_rebuilds_it()
     assert!(error.contains("repack"), "{error}");
     assert!(error.contains(&idx.display().to_string()), "{error}");
     // One failed try at the fifth pack, none since: the packs pile up until the retry point.
-    assert_eq!(packs(&repo), 8);
+    assert_eq!(common::packs(&repo), 8);
     assert!(store.get(b"k8", LATEST).unwrap().is_some());
     drop(store);
 
@@ -436,7 +423,7 @@ fn a_merge_error_clears_when_a_later_merge_succeeds() {
         commit_one(&store, seqno, b"2");
     }
     assert_eq!(store.fold_error(), None);
-    assert!(packs(&repo) <= 4, "{} packs", packs(&repo));
+    assert!(common::packs(&repo) <= 4, "{} packs", common::packs(&repo));
     common::assert_fsck_clean(&repo);
 }
 

@@ -317,16 +317,7 @@ fn every_power_cut_during_commits_folds_and_merges_recovers() {
     copy_dir(&skeleton, &counting_repo);
     let counting = run(&counting_repo, u64::MAX, CrashMode::DropUnsynced);
     assert!(counting.ops > 50, "only {} operations", counting.ops);
-    let merged = std::fs::read_dir(counting_repo.join("objects/pack"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "pack")
-        })
-        .count();
+    let merged = common::packs(&counting_repo);
     assert!(
         merged < COMMITS as usize,
         "{merged} packs after {COMMITS} commits: no merge ran"

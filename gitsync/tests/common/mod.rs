@@ -61,6 +61,20 @@ pub fn git(repo: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Pack files in the repository at `repo`.
+pub fn packs(repo: &Path) -> usize {
+    std::fs::read_dir(repo.join("objects/pack"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "pack")
+        })
+        .count()
+}
+
 /// `git fsck --strict` must find nothing.
 pub fn assert_fsck_clean(repo: &Path) {
     let out = Command::new("git")
