@@ -1,11 +1,11 @@
 //! Power loss during commits, folds and pack merges of the cold tier.
 //!
 //! ```text
-//!   ColdStore ── ColdOptions::fs ──► MirrorFs ─┬─► the real files (libgit2 reads them)
-//!                                              └─► PowerCutFs: the same operations on an
-//!                                                  in-memory disk, imaged just before
-//!                                                  operation N as a power cut would leave it
-//!   libgit2 ── moves the branch ──► the real ref file (outside the seam; the mirror reads
+//!   ColdStore ── ColdOptions::fs ──► TapFs ─┬─► the real files (libgit2 reads them)
+//!                                           └─► PowerCutFs: the same operations on an
+//!                                               in-memory disk, imaged just before
+//!                                               operation N as a power cut would leave it
+//!   libgit2 ── moves the branch ──► the real ref file (outside the seam; the test reads
 //!                                   it before every operation)
 //! ```
 //!
@@ -13,7 +13,7 @@
 //! every rename, link, removal and directory fsync, goes through the seam. The branch is
 //! moved by libgit2, which writes a lock file, fsyncs it, renames it over the branch and
 //! fsyncs the directory (the store turns libgit2's fsyncs on), so an update that returned is
-//! durable; the mirror notes where the branch points before each operation, and a crash
+//! durable; the test notes where the branch points before each operation, and a crash
 //! image comes with the branch as it was then.
 //!
 //! For every operation N of a run of commits, with folds and merges of packs, the image
@@ -25,14 +25,15 @@
 
 mod common;
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use strata_gitsync::{ColdOptions, ColdStore, Trigger};
 use strata_tiering::clock::ManualClock;
 use strata_tiering::{Entry, LATEST};
-use strata_wal::{CrashMode, Fs, FsFile, MemFs, PowerCutFs, StdFs};
+use strata_wal::{CrashMode, Fs, MemFs, PowerCutFs, StdFs};
+
+use common::tap::TapFs;
 
 const KEYS: u64 = 37;
 const BATCH: u64 = 20;
@@ -65,99 +66,6 @@ impl BranchLog {
             .rev()
             .find(|(done, _)| *done < n)
             .and_then(|(_, b)| b.clone())
-    }
-}
-
-#[derive(Debug)]
-struct MirrorFs {
-    log: Arc<BranchLog>,
-}
-
-#[derive(Debug)]
-struct MirrorFile {
-    real: Box<dyn FsFile>,
-    mirror: Box<dyn FsFile>,
-    log: Arc<BranchLog>,
-}
-
-impl MirrorFs {
-    fn both<T>(
-        &self,
-        real: impl FnOnce(&StdFs) -> io::Result<T>,
-        mirror: impl FnOnce(&PowerCutFs) -> io::Result<()>,
-    ) -> io::Result<T> {
-        self.log.note();
-        let out = real(&StdFs)?;
-        mirror(&self.log.mirror).expect("the mirror follows the real files");
-        Ok(out)
-    }
-}
-
-impl Fs for MirrorFs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.both(|r| r.create_dir_all(path), |m| m.create_dir_all(path))
-    }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        StdFs.list_dir(path)
-    }
-    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        self.log.note();
-        let real = StdFs.create_new(path)?;
-        let mirror = self.log.mirror.create_new(path).expect("mirror create");
-        Ok(Box::new(MirrorFile {
-            real,
-            mirror,
-            log: Arc::clone(&self.log),
-        }))
-    }
-    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        StdFs.open_read(path)
-    }
-    fn open_write(&self, _path: &Path) -> io::Result<Box<dyn FsFile>> {
-        unreachable!("the cold tier never reopens a file to write it")
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.both(|r| r.rename(from, to), |m| m.rename(from, to))
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.both(|r| r.remove_file(path), |m| m.remove_file(path))
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.both(|r| r.sync_dir(path), |m| m.sync_dir(path))
-    }
-    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.both(|r| r.hard_link(from, to), |m| m.hard_link(from, to))
-    }
-    fn is_os_filesystem(&self) -> bool {
-        true
-    }
-}
-
-impl FsFile for MirrorFile {
-    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.log.note();
-        self.real.append(buf)?;
-        self.mirror.append(buf)
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.real.read_at(buf, offset)
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
-        self.log.note();
-        self.real.sync_data()?;
-        self.mirror.sync_data()
-    }
-    fn set_len(&mut self, _len: u64) -> io::Result<()> {
-        unreachable!("the cold tier never truncates")
-    }
-    fn preallocate(&mut self, _len: u64) -> io::Result<()> {
-        unreachable!("the cold tier never preallocates")
-    }
-    fn write_zeros(&mut self, _offset: u64, _len: u64) -> io::Result<()> {
-        unreachable!("the cold tier never preallocates")
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.real.len()
     }
 }
 
@@ -227,9 +135,11 @@ fn run(repo: &Path, cut_before: u64, mode: CrashMode) -> Run {
         mirror: mirror.clone(),
         notes: Mutex::new(Vec::new()),
     });
-    let fs = Arc::new(MirrorFs {
-        log: Arc::clone(&log),
-    });
+    let noting = Arc::clone(&log);
+    let fs = Arc::new(TapFs::new(
+        Arc::new(move || noting.note()),
+        Some(mirror.clone()),
+    ));
     let store = ColdStore::open(repo, options(fs), clock()).unwrap();
     let mut acknowledged = Vec::new();
     for _ in 0..COMMITS {

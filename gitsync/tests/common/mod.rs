@@ -1,6 +1,8 @@
 //! Helpers shared by the cold tier's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod tap;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
