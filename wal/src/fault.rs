@@ -252,3 +252,31 @@ impl FsFile for FaultyFile {
         self.inner.len()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::memfs::MemFs;
+
+    /// A link made by copying (the default `hard_link`) that fails leaves nothing at its
+    /// destination, as a failed link does.
+    #[test]
+    fn a_failed_copy_leaves_no_partial_destination() {
+        let disk = MemFs::new();
+        disk.create_dir_all(Path::new("/d")).unwrap();
+        disk.write_file(Path::new("/d/from"), &[7u8; 5000]);
+        let faulty = FaultyFs::new(Arc::new(disk.clone()));
+        for op in [FsOp::Write, FsOp::Sync] {
+            faulty.fail_nth(op, 1, errno::ENOSPC);
+            assert!(faulty
+                .hard_link(Path::new("/d/from"), Path::new("/d/to"))
+                .is_err());
+            assert_eq!(disk.read_file(Path::new("/d/to")), None, "{op:?}");
+        }
+        faulty
+            .hard_link(Path::new("/d/from"), Path::new("/d/to"))
+            .unwrap();
+        assert_eq!(disk.read_file(Path::new("/d/to")), Some(vec![7u8; 5000]));
+    }
+}

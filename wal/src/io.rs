@@ -81,11 +81,22 @@ pub trait Fs: Send + Sync + Debug {
     }
 }
 
-/// Copies `from` to the new file `to` through `fs`, 1 MiB at a time, and syncs the copy.
+/// Copies `from` to the new file `to` through `fs`, 1 MiB at a time, and syncs the copy. If
+/// the copy fails once `to` exists, `to` is removed: a caller relying on `to` appearing whole
+/// or not at all (as [`Fs::hard_link`] promises a link does) never finds part of a copy there.
 pub fn copy_file<F: Fs + ?Sized>(fs: &F, from: &Path, to: &Path) -> io::Result<u64> {
     let source = fs.open_read(from)?;
     let len = source.len()?;
     let mut target = fs.create_new(to)?;
+    let copied = copy_into(source.as_ref(), target.as_mut(), len);
+    if copied.is_err() {
+        drop(target);
+        let _ = fs.remove_file(to);
+    }
+    copied.map(|()| len)
+}
+
+fn copy_into(source: &dyn FsFile, target: &mut dyn FsFile, len: u64) -> io::Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     let mut offset = 0u64;
     while offset < len {
@@ -94,8 +105,7 @@ pub fn copy_file<F: Fs + ?Sized>(fs: &F, from: &Path, to: &Path) -> io::Result<u
         target.append(&buf[..want])?;
         offset += want as u64;
     }
-    target.sync_data()?;
-    Ok(len)
+    target.sync_data()
 }
 
 /// An open file.
