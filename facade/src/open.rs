@@ -344,6 +344,14 @@ fn wire(
     let cold_options = ColdOptions {
         keep_chunks: config.keep_chunks,
         writer_id: config.writer_id.clone(),
+        // git reads the repository's real files, so the store's own writes into it go
+        // through the store's filesystem only when that acts on real files (as the fault
+        // injecting layer over the OS does); an in-memory one cannot hold a git repository.
+        fs: if fs.is_os_filesystem() {
+            Arc::clone(&fs)
+        } else {
+            ColdOptions::default().fs
+        },
         ..ColdOptions::default()
     };
     // A reader writes nothing into the writer's repository, not even a cleared lock.

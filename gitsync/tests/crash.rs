@@ -19,16 +19,12 @@ use std::sync::Arc;
 
 use strata_gitsync::{ColdOptions, ColdStore, Trigger};
 use strata_tiering::clock::ManualClock;
-use strata_tiering::{Entry, LATEST};
+use strata_tiering::LATEST;
 
 use common::tap::TapFs;
 
 const KEYS: u64 = 97;
 const BATCH: u64 = 40;
-
-fn expected_value(key: u64, watermark: u64) -> Option<u64> {
-    (1..=watermark).rev().find(|lsn| lsn % KEYS == key)
-}
 
 #[test]
 fn crash_child() {
@@ -60,15 +56,7 @@ fn crash_child() {
     writeln!(out).unwrap();
     loop {
         let first = store.committed_lsn() + 1;
-        let changes: Vec<_> = (first..first + BATCH)
-            .map(|lsn| {
-                common::put(
-                    format!("k{}", lsn % KEYS).as_bytes(),
-                    lsn,
-                    lsn.to_string().as_bytes(),
-                )
-            })
-            .collect();
+        let changes = common::numbered_batch(first, BATCH, KEYS);
         store.commit(&changes, Trigger::Manual, None).unwrap();
         writeln!(out, "COMMITTED {}", first + BATCH - 1).unwrap();
         out.flush().unwrap();
@@ -125,7 +113,7 @@ fn commits_survive_sigkill_at_any_moment() {
         );
         for key in 0..KEYS {
             let got = store.get(format!("k{key}").as_bytes(), LATEST).unwrap();
-            let want = expected_value(key, watermark).map(|lsn| Entry::put(lsn, lsn.to_string()));
+            let want = common::numbered_value(key, watermark, KEYS);
             assert_eq!(
                 got, want,
                 "cycle {cycle}: key k{key} at watermark {watermark}"

@@ -28,9 +28,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use strata_gitsync::{ColdOptions, ColdStore, Trigger};
+use strata_gitsync::{ColdOptions, ColdStore};
 use strata_tiering::clock::ManualClock;
-use strata_tiering::{Entry, LATEST};
+use strata_tiering::LATEST;
 use strata_wal::{CrashMode, Fs, MemFs, PowerCutFs, StdFs};
 
 use common::tap::TapFs;
@@ -92,18 +92,6 @@ fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(1_700_000_000_000))
 }
 
-fn batch(first: u64) -> Vec<strata_tiering::Change> {
-    (first..first + BATCH)
-        .map(|lsn| {
-            common::put(
-                format!("k{}", lsn % KEYS).as_bytes(),
-                lsn,
-                lsn.to_string().as_bytes(),
-            )
-        })
-        .collect()
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -143,8 +131,7 @@ fn run(repo: &Path, cut_before: u64, mode: CrashMode) -> Run {
     let store = ColdStore::open(repo, options(fs), clock()).unwrap();
     let mut acknowledged = Vec::new();
     for _ in 0..COMMITS {
-        let first = store.committed_lsn() + 1;
-        store.commit(&batch(first), Trigger::Manual, None).unwrap();
+        common::commit_next(&store, BATCH, KEYS).unwrap();
         acknowledged.push((mirror.ops(), store.committed_lsn()));
         store.record_examined(store.committed_lsn()).unwrap();
     }
@@ -175,10 +162,6 @@ fn materialize(skeleton: &Path, repo: &Path, image: &MemFs, branch: Option<&str>
     }
 }
 
-fn expected_value(key: u64, watermark: u64) -> Option<u64> {
-    (1..=watermark).rev().find(|lsn| lsn % KEYS == key)
-}
-
 fn check(at: &Path, cut_before: u64, run: &Run) {
     let what = format!("power cut before operation {cut_before} of {}", run.ops);
     common::assert_fsck_clean(at);
@@ -205,13 +188,12 @@ fn check(at: &Path, cut_before: u64, run: &Run) {
     );
     for key in 0..KEYS {
         let got = store.get(format!("k{key}").as_bytes(), LATEST).unwrap();
-        let want = expected_value(key, watermark).map(|lsn| Entry::put(lsn, lsn.to_string()));
+        let want = common::numbered_value(key, watermark, KEYS);
         assert_eq!(got, want, "{what}: key k{key} at watermark {watermark}");
     }
     // The repository takes further commits, folds and merges.
     for _ in 0..3 {
-        let first = store.committed_lsn() + 1;
-        store.commit(&batch(first), Trigger::Manual, None).unwrap();
+        common::commit_next(&store, BATCH, KEYS).unwrap();
     }
     drop(store);
     common::assert_fsck_clean(at);

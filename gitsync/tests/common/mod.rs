@@ -38,6 +38,39 @@ pub fn put(key: &[u8], seqno: u64, value: &[u8]) -> Change {
     }
 }
 
+/// `len` changes from LSN `first` on: LSN `n` sets key `k<n % keys>` to the text of `n`.
+pub fn numbered_batch(first: u64, len: u64, keys: u64) -> Vec<Change> {
+    (first..first + len)
+        .map(|lsn| {
+            put(
+                format!("k{}", lsn % keys).as_bytes(),
+                lsn,
+                lsn.to_string().as_bytes(),
+            )
+        })
+        .collect()
+}
+
+/// Commits the next [`numbered_batch`] after the store's watermark.
+pub fn commit_next(store: &ColdStore, len: u64, keys: u64) -> strata_gitsync::Result<()> {
+    let first = store.committed_lsn() + 1;
+    store
+        .commit(
+            &numbered_batch(first, len, keys),
+            strata_gitsync::Trigger::Manual,
+            None,
+        )
+        .map(drop)
+}
+
+/// What key `k<key>` holds once every change of [`numbered_batch`]es up to `watermark` is in.
+pub fn numbered_value(key: u64, watermark: u64, keys: u64) -> Option<Entry> {
+    (1..=watermark)
+        .rev()
+        .find(|lsn| lsn % keys == key)
+        .map(|lsn| Entry::put(lsn, lsn.to_string()))
+}
+
 pub fn del(key: &[u8], seqno: u64) -> Change {
     Change {
         key: Key::new(key).unwrap(),

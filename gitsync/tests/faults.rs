@@ -1,0 +1,127 @@
+//! A full disk and failing I/O under commits, folds and pack merges: the store's file writes
+//! go through a [`FaultyFs`] that fails one chosen call (ENOSPC on a creation or a write, EIO
+//! on an fsync, a rename, a removal or a directory fsync). Whichever call fails:
+//! - the commit fails with an error naming the failure, leaving the head and the watermark
+//!   where they were, unless the failing call came after the commit was made (a removal of a
+//!   temporary file or of merged packs, a merge's write): the commit then stands;
+//! - nothing is half-installed: every index has its pack, and `git fsck --strict` is clean;
+//! - once the fault is gone the same changes commit, and a reopened store holds them all.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use strata_gitsync::{ColdOptions, ColdStore};
+use strata_tiering::clock::ManualClock;
+use strata_tiering::LATEST;
+use strata_wal::{errno, FaultyFs, Fs, FsOp, StdFs};
+
+const KEYS: u64 = 23;
+const BATCH: u64 = 10;
+
+fn open(repo: &Path, fs: Arc<dyn Fs>) -> ColdStore {
+    let options = ColdOptions {
+        keep_chunks: 2,
+        writer_id: Some("wfault".into()),
+        max_packs: 3,
+        fs,
+    };
+    ColdStore::open(repo, options, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
+}
+
+/// Every index has its pack; `.tmp` files are allowed only where a removal failed.
+fn installed_whole(repo: &Path, temporaries_allowed: bool, what: &str) {
+    let names: Vec<String> = std::fs::read_dir(repo.join("objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for name in &names {
+        if let Some(stem) = name.strip_suffix(".idx") {
+            assert!(
+                names.contains(&format!("{stem}.pack")),
+                "{what}: {name} without its pack"
+            );
+        }
+        if name.ends_with(".tmp") {
+            assert!(temporaries_allowed, "{what}: {name} left behind");
+        }
+    }
+}
+
+fn holds_exactly(store: &ColdStore, what: &str) {
+    let watermark = store.committed_lsn();
+    for key in 0..KEYS {
+        let want = common::numbered_value(key, watermark, KEYS);
+        let got = store.get(format!("k{key}").as_bytes(), LATEST).unwrap();
+        assert_eq!(got, want, "{what}: k{key} at watermark {watermark}");
+    }
+}
+
+#[test]
+fn a_failing_call_anywhere_in_a_commit_fails_it_cleanly_and_loses_nothing() {
+    let base = Path::new("/dev/shm");
+    let scratch = if base.is_dir() {
+        tempfile::tempdir_in(base).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let cases = [
+        (FsOp::Create, errno::ENOSPC, "No space left"),
+        (FsOp::Write, errno::ENOSPC, "No space left"),
+        (FsOp::Sync, errno::EIO, "Input/output error"),
+        (FsOp::Rename, errno::EIO, "Input/output error"),
+        (FsOp::SyncDir, errno::EIO, "Input/output error"),
+        (FsOp::Remove, errno::EIO, "Input/output error"),
+    ];
+    for (op, code, message) in cases {
+        let mut failed_commits = 0;
+        // Commits before the fault vary, so it lands in plain commits, folds and merges.
+        for before in 0..6 {
+            for nth in 1..=4 {
+                let what = format!("{op:?} #{nth} after {before} commits");
+                let repo = scratch.path().join(format!("{op:?}-{before}-{nth}.git"));
+                let faulty = FaultyFs::new(Arc::new(StdFs));
+                let store = open(&repo, Arc::new(faulty.clone()));
+                for _ in 0..before {
+                    common::commit_next(&store, BATCH, KEYS).unwrap();
+                }
+                let (head, watermark) = (store.head(), store.committed_lsn());
+                faulty.fail_nth(op, nth, code);
+                match common::commit_next(&store, BATCH, KEYS) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        failed_commits += 1;
+                        let text = format!("{e}: {:?}", std::error::Error::source(&e));
+                        assert!(text.contains(message), "{what}: unclear error {text}");
+                        assert_eq!(store.head(), head, "{what}: the head moved");
+                        assert_eq!(store.committed_lsn(), watermark, "{what}");
+                    }
+                }
+                installed_whole(&repo, op == FsOp::Remove, &what);
+                common::assert_fsck_clean(&repo);
+                faulty.heal();
+                if store.committed_lsn() == watermark {
+                    common::commit_next(&store, BATCH, KEYS).unwrap();
+                }
+                common::commit_next(&store, BATCH, KEYS).unwrap();
+                holds_exactly(&store, &what);
+                drop(store);
+                let reopened = open(&repo, Arc::new(StdFs));
+                holds_exactly(&reopened, &what);
+                common::assert_fsck_clean(&repo);
+                std::fs::remove_dir_all(&repo).unwrap();
+            }
+        }
+        if op == FsOp::Remove {
+            // Only temporary files and merged packs are removed, after the commit is made.
+            assert_eq!(failed_commits, 0, "a failed removal failed a commit");
+        } else {
+            assert!(
+                failed_commits >= 6,
+                "{op:?}: {failed_commits} commits failed"
+            );
+        }
+    }
+}
