@@ -55,8 +55,10 @@ pub const MANIFEST_NAME: &str = "MANIFEST";
 pub const MAGIC: [u8; 8] = *b"STRATAMF";
 /// The manifest format version this crate writes and reads.
 pub const VERSION: u32 = 1;
-/// Bound on the next segment id and the generation (see the header layout).
-const MAX_COUNTER: u64 = 1 << 62;
+/// Bound on the next segment id and the generation (see the header layout). Both only ever
+/// grow by one, so no real store comes near it; a manifest at or past it is refused when read
+/// (its next increment would overflow or reuse a segment id) and never written.
+pub const MAX_COUNTER: u64 = 1 << 62;
 /// Size of the header.
 pub const HEADER_LEN: usize = 48;
 /// Size of a record before its keys.
@@ -187,13 +189,8 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Manifest> {
         generation: read_u64(header, 32).unwrap_or(0),
         records: Vec::with_capacity(count),
     };
-    // Both counters only ever grow by one, so no real store comes near these; a value that
-    // does would make the next increment overflow (or reuse a segment id).
-    if manifest.next_segment_id >= MAX_COUNTER {
-        return Err(corrupt(24, "next segment id out of range"));
-    }
-    if manifest.generation >= MAX_COUNTER {
-        return Err(corrupt(32, "generation out of range"));
+    if let Err((offset, detail)) = counters_in_range(&manifest) {
+        return Err(corrupt(offset, detail));
     }
     let mut at = HEADER_LEN;
     for _ in 0..count {
@@ -287,7 +284,21 @@ pub(crate) struct WriteFailure {
     pub maybe_installed: bool,
 }
 
-/// Replaces the manifest in `dir`: temporary file, fsync, rename, directory fsync.
+/// Whether the counters are below [`MAX_COUNTER`]; if not, the header offset of the first
+/// that is not and what is wrong.
+fn counters_in_range(manifest: &Manifest) -> std::result::Result<(), (usize, &'static str)> {
+    if manifest.next_segment_id >= MAX_COUNTER {
+        return Err((24, "next segment id out of range"));
+    }
+    if manifest.generation >= MAX_COUNTER {
+        return Err((32, "generation out of range"));
+    }
+    Ok(())
+}
+
+/// Replaces the manifest in `dir`: temporary file, fsync, rename, directory fsync. A manifest
+/// whose counters have reached [`MAX_COUNTER`] is refused before anything is written, as it
+/// could not be read back.
 pub(crate) fn write(fs: &dyn Fs, dir: &Path, manifest: &Manifest) -> Result<(), WriteFailure> {
     let path = dir.join(MANIFEST_NAME);
     let temp = temp_path(dir);
@@ -295,6 +306,12 @@ pub(crate) fn write(fs: &dyn Fs, dir: &Path, manifest: &Manifest) -> Result<(), 
         error,
         maybe_installed: false,
     };
+    if let Err((_, detail)) = counters_in_range(manifest) {
+        return Err(before(SegmentError::BadDirectory {
+            path,
+            detail: format!("{detail}: the manifest has no room for more segments (limit 2^62)"),
+        }));
+    }
     let _ = fs.remove_file(&temp);
     let mut file = fs
         .create_new(&temp)
@@ -413,6 +430,31 @@ mod tests {
         write(&fs, dir, &next).unwrap();
         assert_eq!(read(&fs, dir).unwrap(), Some(next));
         assert_eq!(fs.list_dir(dir).unwrap(), vec![MANIFEST_NAME.to_owned()]);
+    }
+
+    /// What a reader would refuse is never written: the old manifest stays.
+    #[test]
+    fn write_refuses_counters_a_reader_would_refuse() {
+        let fs = MemFs::new();
+        let dir = Path::new("/d");
+        fs.create_dir_all(dir).unwrap();
+        write(&fs, dir, &sample()).unwrap();
+        for max_out in [
+            |m: &mut Manifest| m.generation = MAX_COUNTER,
+            |m: &mut Manifest| m.next_segment_id = MAX_COUNTER,
+        ] {
+            let mut m = sample();
+            max_out(&mut m);
+            let failure = write(&fs, dir, &m).unwrap_err();
+            assert!(!failure.maybe_installed);
+            assert!(
+                failure.error.to_string().contains("no room"),
+                "{}",
+                failure.error
+            );
+            assert_eq!(read(&fs, dir).unwrap(), Some(sample()));
+            assert_eq!(fs.list_dir(dir).unwrap(), vec![MANIFEST_NAME.to_owned()]);
+        }
     }
 
     #[test]
