@@ -2,10 +2,15 @@
 //!
 //! A point read of a large segment is bound by memory latency, not by work: the bloom filter
 //! line, the block's directory and the entry each sit in a different part of the file, and
-//! each costs a cache miss (and often a TLB miss) of a few hundred nanoseconds. The bloom
-//! line and the directory do not depend on each other — the block comes from the in-memory
-//! index — so a read asks for both before it looks at either, and pays for one round trip to
-//! memory instead of several.
+//! each costs a cache (and often a TLB) miss. The block to read comes from the in-memory
+//! index, which does not depend on the bloom line, so a read asks for the line first and
+//! searches the index while it arrives.
+//!
+//! Asking for the block's directory at the same time would hide its miss too, and made reads
+//! of present keys faster still, but a read the bloom filter turns away (every segment but
+//! one, when a key is looked up in several) then paid for fetching a directory it never
+//! reads: such reads took 4 times as long as with the bloom line checked first, against 2.4
+//! times with the index searched meanwhile, while present keys read 1.6 and 1.5 times as fast.
 
 use std::ops::Range;
 

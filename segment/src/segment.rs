@@ -51,9 +51,6 @@ pub enum ReadMode {
 const UNCHECKED: u32 = 0;
 const BAD: u32 = u32::MAX;
 
-/// The longest directory (with its trailer) a point read asks into cache whole: 16 lines.
-const MAX_DIRECTORY_PREFETCH: usize = 1024;
-
 /// What [`Segment::probe`] found.
 #[derive(Debug)]
 pub(crate) enum Probe<'a> {
@@ -273,8 +270,8 @@ impl Segment {
     /// Looks `key` up at `snapshot`, with its hash computed by the caller: ruled out by the
     /// key range or the bloom filter, or searched for in its block.
     ///
-    /// The bloom line and the block's directory are asked into cache together before either
-    /// is read (see [`prefetch`](crate::prefetch)).
+    /// The bloom line is asked into cache first, and the in-memory block index searched while
+    /// it arrives (see [`prefetch`](crate::prefetch)).
     pub(crate) fn probe(&self, key: &[u8], hash: u64, snapshot: SeqNo) -> Result<Probe<'_>> {
         if !self.in_key_range(key) {
             return Ok(Probe::Filtered);
@@ -283,35 +280,10 @@ impl Segment {
         let line = self.bloom.line_at(hash);
         prefetch(filter, line..line + BLOOM_LINE_BYTES);
         let block = self.block_for(key, snapshot);
-        self.prefetch_directory(block);
         if !self.bloom.may_contain(filter, hash) {
             return Ok(Probe::Filtered);
         }
         Ok(Probe::Searched(self.find_in(block, key, snapshot)?))
-    }
-
-    /// Asks the directory and trailer of block `i` into cache, if the block was checked before
-    /// (a first read checks the whole block anyway). A long directory has its trailer and
-    /// middle asked for, which is where the search starts.
-    fn prefetch_directory(&self, i: usize) {
-        let (Some(record), Some(state)) = (self.index.get(i), self.blocks.get(i)) else {
-            return;
-        };
-        let count = match state.load(AtomicOrdering::Relaxed) {
-            UNCHECKED | BAD => return,
-            count => count as usize,
-        };
-        let data = self.bytes.as_slice();
-        let end = record.offset + record.len;
-        let trailer_at = end.saturating_sub(BLOCK_TRAILER_LEN);
-        let dir_at = trailer_at.saturating_sub(DIRECTORY_SLOT_LEN * count);
-        if end - dir_at <= MAX_DIRECTORY_PREFETCH {
-            prefetch(data, dir_at..end);
-        } else {
-            let middle = dir_at + DIRECTORY_SLOT_LEN * (count / 2);
-            prefetch(data, middle..middle + DIRECTORY_SLOT_LEN);
-            prefetch(data, trailer_at..end);
-        }
     }
 
     /// The newest version of `key` with `seqno <= snapshot`, if this segment holds one and it
