@@ -1,5 +1,6 @@
-//! The I/O seam: every file operation of the WAL (and, above it, of the segments and the
-//! manifest) goes through [`Fs`] and [`FsFile`].
+//! The I/O seam: every file operation of the WAL (and, above it, of the segments, the
+//! manifest and the files the cold tier writes itself into its git repository) goes through
+//! [`Fs`] and [`FsFile`].
 //!
 //! Production code uses [`StdFs`]. Tests put [`FaultyFs`](crate::FaultyFs) (EIO or ENOSPC on
 //! the Nth call) or [`MemFs`](crate::MemFs) (a power-losing in-memory disk) behind the same
