@@ -42,6 +42,7 @@ mod packfile;
 pub mod packread;
 mod parallel;
 mod read;
+mod reclaim;
 mod remote;
 pub mod repo;
 mod staging;

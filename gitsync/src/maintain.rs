@@ -14,7 +14,8 @@ impl ColdStore {
         let mut state = self.lock();
         let report = repo::repack(&*self.fs, &self.path)?;
         // The old handle may still map removed packs; a fresh one sees only the new pack.
-        state.repo = repo::open_or_init(&self.path)?;
+        let old = std::mem::replace(&mut state.repo, repo::open_or_init(&self.path)?);
+        state.reclaim.drop_later(old);
         state.packs = report.packs_after;
         Ok(report)
     }
@@ -44,7 +45,8 @@ impl ColdStore {
         }
         let result =
             consolidate::consolidate(&*self.fs, &self.path, &state.repo).and_then(|report| {
-                state.repo = repo::open_or_init(&self.path)?;
+                let old = std::mem::replace(&mut state.repo, repo::reopen(&self.path)?);
+                state.reclaim.drop_later(old);
                 state.packs = report.packs_after;
                 Ok(())
             });

@@ -130,6 +130,14 @@ pub fn open_or_init(path: &Path) -> Result<Repository> {
     Ok(repo)
 }
 
+/// A fresh handle on the repository at `path`, which this process opened with
+/// [`open_or_init`] before. It skips the crash checks and settings of a first open: its caller
+/// has just rewritten the packs itself (a merge), and only needs a handle that no longer maps
+/// the removed ones. Opening with those checks cost 10 ms after a merge of 33 packs.
+pub fn reopen(path: &Path) -> Result<Repository> {
+    Repository::open_bare(path).map_err(|e| Error::git(format!("reopen {}", path.display()), e))
+}
+
 /// Settings that keep the repository safe and lean whatever tool opens it later.
 fn configure(repo: &Repository) -> Result<()> {
     let mut config = repo.config().map_err(|e| Error::git("open config", e))?;

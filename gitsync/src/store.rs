@@ -37,6 +37,7 @@ use crate::hlc::{Hlc, Stamp};
 use crate::names;
 use crate::parallel;
 use crate::read::{self, Overlay, Stamped, View};
+use crate::reclaim::Reclaimer;
 use crate::repo::{self, NewCommit};
 
 pub use crate::read::Version;
@@ -152,6 +153,8 @@ pub(crate) struct State {
     /// Whether other writers' versions may be in the repository (set by a merge or a clone,
     /// remembered in the config): a fold must then compare every key with `state/`.
     pub(crate) shared: bool,
+    /// Frees what commits let go of (see `reclaim`). Declared last, so it is dropped last.
+    pub(crate) reclaim: Reclaimer,
 }
 
 impl std::fmt::Debug for State {
@@ -222,6 +225,7 @@ impl ColdStore {
             merge_error: None,
             defer_merges: false,
             shared: false,
+            reclaim: Reclaimer::default(),
         };
         state.shared = is_shared(&state.repo);
         if let Some(head) = head {
@@ -509,7 +513,8 @@ impl ColdStore {
         state.packs += 1;
         state.hlc = hlc;
         state.state_lsn = max_lsn;
-        state.overlay.clear();
+        let folded = std::mem::take(&mut state.overlay);
+        state.reclaim.drop_later(folded);
         state.chunks.clear();
         Ok(id)
     }
