@@ -149,7 +149,9 @@ fn tree_deltas(
     };
     let mut by_length: Vec<(usize, Oid)> =
         deltas.keys().map(|id| (chain(id, &deltas), *id)).collect();
-    by_length.sort();
+    by_length.sort_unstable_by(|(a, a_id), (b, b_id)| {
+        a.cmp(b).then_with(|| packfile::id_order(a_id, b_id))
+    });
     let mut depth: HashMap<Oid, usize> = HashMap::new();
     for (_, id) in by_length {
         let Some((base, _)) = deltas.get(&id) else {
@@ -392,7 +394,9 @@ pub fn consolidate(fs: &dyn Fs, path: &Path, repo: &Repository) -> Result<Repack
         depth
     };
     let mut order: Vec<(usize, Oid)> = contents.keys().map(|id| (depth(id), *id)).collect();
-    order.sort();
+    order.sort_unstable_by(|(a, a_id), (b, b_id)| {
+        a.cmp(b).then_with(|| packfile::id_order(a_id, b_id))
+    });
     let entries = order.iter().filter_map(|(_, id)| {
         let (kind, data) = contents.get(id)?;
         Some(match deltas.get(id) {
