@@ -19,6 +19,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use git2::{ObjectType, Oid, Repository, Signature};
 use strata_tiering::io::Fs;
@@ -135,14 +136,15 @@ impl Staging<'_> {
                 dir.0.insert(name.to_owned(), Edit::File(blob));
                 return Ok(());
             }
-            let entry = dir
-                .0
-                .entry(name.to_owned())
-                .or_insert_with(|| Edit::Dir(Dir::default()));
-            if let Edit::File(_) = entry {
-                *entry = Edit::Dir(Dir::default());
+            // A fold passes through `state/` and each bucket thousands of times: the name is
+            // copied only the first time.
+            match dir.0.get(name) {
+                Some(Edit::Dir(_)) => {}
+                Some(Edit::File(_)) | None => {
+                    dir.0.insert(name.to_owned(), Edit::Dir(Dir::default()));
+                }
             }
-            let Edit::Dir(next) = entry else {
+            let Some(Edit::Dir(next)) = dir.0.get_mut(name) else {
                 return Err(bad("not a directory"));
             };
             dir = next;
@@ -151,34 +153,51 @@ impl Staging<'_> {
     }
 }
 
-/// One entry of a tree being rebuilt.
-struct Entry {
-    name: Vec<u8>,
+/// One entry of a tree being rebuilt; the name is borrowed from the edits or the old tree.
+#[derive(Debug)]
+struct Entry<'n> {
+    name: &'n [u8],
     mode: i32,
     id: Oid,
 }
 
 /// Git's tree order: names byte by byte, a subtree's name as if it ended in `/`.
 fn git_order(a: &Entry, b: &Entry) -> Ordering {
-    let tail = |e: &Entry| {
-        if e.mode == MODE_TREE {
-            Some(b'/')
-        } else {
-            None
-        }
+    // The byte after the common part of the names: the next name byte, else `/` for a
+    // subtree, else nothing (which sorts first).
+    let common = a.name.len().min(b.name.len());
+    let next = |e: &Entry| {
+        e.name
+            .get(common)
+            .copied()
+            .or((e.mode == MODE_TREE).then_some(b'/'))
     };
-    let left = a.name.iter().copied().chain(tail(a));
-    let right = b.name.iter().copied().chain(tail(b));
-    left.cmp(right)
+    a.name[..common]
+        .cmp(&b.name[..common])
+        .then_with(|| next(a).cmp(&next(b)))
+        // Names never hold `/`, so only two equal names get this far.
+        .then_with(|| a.name.len().cmp(&b.name.len()))
+}
+
+/// `<octal mode> `, as a tree entry starts.
+fn mode_prefix(mode: i32, out: &mut Vec<u8>) {
+    match mode {
+        MODE_BLOB => out.extend_from_slice(b"100644 "),
+        MODE_TREE => out.extend_from_slice(b"40000 "),
+        other => out.extend_from_slice(format!("{other:o} ").as_bytes()),
+    }
 }
 
 /// Serialises a tree's entries (sorted in place).
-fn tree_bytes(entries: &mut [Entry]) -> Vec<u8> {
-    entries.sort_by(git_order);
+fn tree_bytes(entries: &mut [Entry<'_>]) -> Vec<u8> {
+    // Usually sorted already (they are merged in name order); a check costs less than a sort.
+    if !entries.is_sorted_by(|a, b| git_order(a, b) != Ordering::Greater) {
+        entries.sort_by(git_order);
+    }
     let mut bytes = Vec::with_capacity(entries.iter().map(|e| e.name.len() + 28).sum());
     for entry in entries.iter() {
-        bytes.extend_from_slice(format!("{:o} ", entry.mode).as_bytes());
-        bytes.extend_from_slice(&entry.name);
+        mode_prefix(entry.mode, &mut bytes);
+        bytes.extend_from_slice(entry.name);
         bytes.push(0);
         bytes.extend_from_slice(entry.id.as_bytes());
     }
@@ -205,12 +224,12 @@ fn base_entries(repo: &Repository, base: Option<Oid>) -> Result<Entries> {
     Ok(entries)
 }
 
-/// A tree built from `entries` with `edits`' file edits applied (its subdirectory edits are
-/// already in `entries`): its id, and its bytes if it is not `base`. `None` for a subdirectory
-/// left empty (git stores no empty subtree).
-fn finish(
-    entries: &Entries,
-    edits: &Dir,
+/// A tree built from `entries` (sorted by name bytes) with `edits`' file edits applied (its
+/// subdirectory edits are already in `entries`): its id, and its bytes if it is not `base`.
+/// `None` for a subdirectory left empty (git stores no empty subtree).
+fn finish<'a>(
+    entries: &[Entry<'a>],
+    edits: &'a Dir,
     base: Option<Oid>,
     is_root: bool,
 ) -> Result<Option<(Oid, Option<Vec<u8>>)>> {
@@ -223,27 +242,23 @@ fn finish(
             Edit::Dir(_) => None,
         })
         .peekable();
-    let mut list: Vec<Entry> = Vec::with_capacity(entries.len() + edits.0.len());
-    let add = |name: &[u8], blob: Option<Oid>, list: &mut Vec<Entry>| {
+    let mut list: Vec<Entry<'a>> = Vec::with_capacity(entries.len() + edits.0.len());
+    let add = |name: &'a [u8], blob: Option<Oid>, list: &mut Vec<Entry<'a>>| {
         if let Some(id) = blob {
             list.push(Entry {
-                name: name.to_vec(),
+                name,
                 mode: MODE_BLOB,
                 id,
             });
         }
     };
-    for (name, (mode, id)) in entries {
-        while let Some((edited, blob)) = files.next_if(|(edited, _)| *edited < name.as_slice()) {
+    for entry in entries {
+        while let Some((edited, blob)) = files.next_if(|(edited, _)| *edited < entry.name) {
             add(edited, blob, &mut list);
         }
-        match files.next_if(|(edited, _)| *edited == name.as_slice()) {
+        match files.next_if(|(edited, _)| *edited == entry.name) {
             Some((edited, blob)) => add(edited, blob, &mut list),
-            None => list.push(Entry {
-                name: name.clone(),
-                mode: *mode,
-                id: *id,
-            }),
+            None => list.push(Entry { ..*entry }),
         }
     }
     for (edited, blob) in files {
@@ -257,6 +272,87 @@ fn finish(
         Oid::hash_object(ObjectType::Tree, &bytes).map_err(|e| Error::git("hash a tree", e))?;
     Ok(Some((id, (Some(id) != base).then_some(bytes))))
 }
+
+/// The entries of `entries` as a list sorted by name bytes.
+fn listed(entries: &Entries) -> Vec<Entry<'_>> {
+    entries
+        .iter()
+        .map(|(name, (mode, id))| Entry {
+            name,
+            mode: *mode,
+            id: *id,
+        })
+        .collect()
+}
+
+/// The raw bytes of tree `base` (none for no tree): a leaf directory's old tree is parsed by
+/// [`parse_tree`] on the thread that rebuilds it, instead of through libgit2 on this one.
+fn raw_tree(repo: &Repository, base: Option<Oid>) -> Result<Vec<u8>> {
+    let Some(base) = base else {
+        return Ok(Vec::new());
+    };
+    let odb = repo
+        .odb()
+        .map_err(|e| Error::git("open the object database", e))?;
+    let object = odb
+        .read(base)
+        .map_err(|e| Error::git(format!("read tree {base}"), e))?;
+    if object.kind() != ObjectType::Tree {
+        return Err(Error::corrupt(
+            repo.path(),
+            format!("{base} is a {}, not a tree", object.kind()),
+        ));
+    }
+    Ok(object.data().to_vec())
+}
+
+/// The entries of a tree object's bytes (`<octal mode> <name>\0<20-byte id>` each), sorted by
+/// name bytes; `id` names the tree in errors.
+fn parse_tree<'r>(repo: &Path, id: Option<Oid>, mut raw: &'r [u8]) -> Result<Vec<Entry<'r>>> {
+    let bad = |why: &str| {
+        let id = id.map_or_else(|| "a tree".into(), |id| id.to_string());
+        Error::corrupt(repo, format!("tree {id}: {why}"))
+    };
+    let mut entries = Vec::with_capacity(raw.len() / 40);
+    while !raw.is_empty() {
+        let space = raw
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or_else(|| bad("an entry without a mode"))?;
+        let (mode_digits, rest) = raw.split_at(space);
+        if mode_digits.is_empty() || mode_digits.len() > 7 {
+            return Err(bad("a mode of the wrong length"));
+        }
+        let mut mode = 0i32;
+        for &digit in mode_digits {
+            if !(b'0'..=b'7').contains(&digit) {
+                return Err(bad("a mode that is not octal"));
+            }
+            mode = mode * 8 + i32::from(digit - b'0');
+        }
+        let rest = &rest[1..];
+        let nul = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| bad("an unterminated name"))?;
+        let (name, rest) = rest.split_at(nul);
+        let id_bytes = rest.get(1..21).ok_or_else(|| bad("an entry cut short"))?;
+        if name.is_empty() {
+            return Err(bad("an empty name"));
+        }
+        let id = Oid::from_bytes(id_bytes).map_err(|e| Error::git("read a tree entry", e))?;
+        entries.push(Entry { name, mode, id });
+        raw = &rest[21..];
+    }
+    // Git's order puts a subtree as if its name ended in `/`; the merge wants plain bytes.
+    if !entries.is_sorted_by(|a, b| a.name <= b.name) {
+        entries.sort_by(|a, b| a.name.cmp(b.name));
+    }
+    Ok(entries)
+}
+
+/// A subdirectory whose edits are all files: its name, edits, old tree and that tree's bytes.
+type Leaf<'e> = (&'e [u8], &'e Dir, Option<Oid>, Vec<u8>);
 
 /// Subdirectories with edits below which the new trees are built on several threads.
 const PARALLEL_TREES_FROM: usize = 64;
@@ -273,8 +369,9 @@ fn rebuild(
     is_root: bool,
     out: &mut NewObjects,
 ) -> Result<Option<Oid>> {
+    let repo_path = repo.path();
     let mut entries = base_entries(repo, base)?;
-    let mut leaves: Vec<(&[u8], &Dir, Option<Oid>, Entries)> = Vec::new();
+    let mut leaves: Vec<Leaf<'_>> = Vec::new();
     for (name, edit) in &edits.0 {
         let Edit::Dir(sub) = edit else {
             continue;
@@ -285,7 +382,7 @@ fn rebuild(
             .filter(|(mode, _)| *mode == MODE_TREE)
             .map(|(_, id)| *id);
         if sub.0.values().all(|e| matches!(e, Edit::File(_))) {
-            leaves.push((key, sub, sub_base, base_entries(repo, sub_base)?));
+            leaves.push((key, sub, sub_base, raw_tree(repo, sub_base)?));
             continue;
         }
         match rebuild(repo, sub_base, sub, false, out)? {
@@ -297,9 +394,12 @@ fn rebuild(
     let runs = parallel::in_runs(
         &leaves,
         PARALLEL_TREES_FROM,
-        |run: &[(&[u8], &Dir, Option<Oid>, Entries)]| -> Built {
+        |run: &[Leaf<'_>]| -> Built {
             run.iter()
-                .map(|(_, sub, sub_base, sub_entries)| finish(sub_entries, sub, *sub_base, false))
+                .map(|(_, sub, sub_base, raw)| {
+                    let sub_entries = parse_tree(repo_path, *sub_base, raw)?;
+                    finish(&sub_entries, sub, *sub_base, false)
+                })
                 .collect()
         },
         || {
@@ -326,7 +426,7 @@ fn rebuild(
             }
         }
     }
-    let Some((id, bytes)) = finish(&entries, edits, base, is_root)? else {
+    let Some((id, bytes)) = finish(&listed(&entries), edits, base, is_root)? else {
         return Ok(None);
     };
     if let Some(bytes) = bytes {
@@ -453,11 +553,93 @@ mod tests {
     use super::*;
     use strata_tiering::io::StdFs;
 
-    fn entry(name: &str, mode: i32) -> Entry {
+    fn entry(name: &str, mode: i32) -> Entry<'_> {
         Entry {
-            name: name.as_bytes().to_vec(),
+            name: name.as_bytes(),
             mode,
             id: Oid::zero(),
+        }
+    }
+
+    proptest::proptest! {
+        /// The order is git's definition: the names' bytes, a subtree's followed by `/`.
+        #[test]
+        fn git_order_is_the_order_of_names_with_a_slash_after_subtrees(
+            a in "[-.0a]{0,4}",
+            a_is_tree: bool,
+            b in "[-.0a]{0,4}",
+            b_is_tree: bool,
+        ) {
+            let mode = |tree: bool| if tree { MODE_TREE } else { MODE_BLOB };
+            let spelled = |name: &str, tree: bool| {
+                let mut bytes = name.as_bytes().to_vec();
+                if tree {
+                    bytes.push(b'/');
+                }
+                bytes
+            };
+            proptest::prop_assert_eq!(
+                git_order(&entry(&a, mode(a_is_tree)), &entry(&b, mode(b_is_tree))),
+                spelled(&a, a_is_tree).cmp(&spelled(&b, b_is_tree))
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Damaged tree bytes are an error, never a panic.
+        #[test]
+        fn any_bytes_parse_as_a_tree_or_fail_cleanly(raw in proptest::collection::vec(
+            proptest::prop_oneof![proptest::num::u8::ANY, proptest::strategy::Just(b' '),
+                proptest::strategy::Just(0u8), proptest::strategy::Just(b'1')],
+            0..120,
+        )) {
+            let _ = parse_tree(Path::new("repo"), None, &raw);
+        }
+    }
+
+    #[test]
+    fn parsed_trees_list_what_libgit2_reads_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let blob = repo.blob(b"x").unwrap();
+        let mut sub = repo.treebuilder(None).unwrap();
+        sub.insert("f", blob, MODE_BLOB).unwrap();
+        let sub = sub.write().unwrap();
+        let mut root = repo.treebuilder(None).unwrap();
+        for name in ["a0", "a.b", "z", "run"] {
+            let mode = if name == "run" { 0o100_755 } else { MODE_BLOB };
+            root.insert(name, blob, mode).unwrap();
+        }
+        root.insert("a", sub, MODE_TREE).unwrap();
+        let id = root.write().unwrap();
+        let raw = raw_tree(&repo, Some(id)).unwrap();
+        let parsed = parse_tree(dir.path(), Some(id), &raw).unwrap();
+        let mut expected: Vec<(Vec<u8>, i32, Oid)> = repo
+            .find_tree(id)
+            .unwrap()
+            .iter()
+            .map(|e| (e.name_bytes().to_vec(), e.filemode(), e.id()))
+            .collect();
+        expected.sort();
+        let parsed: Vec<(Vec<u8>, i32, Oid)> = parsed
+            .iter()
+            .map(|e| (e.name.to_vec(), e.mode, e.id))
+            .collect();
+        assert_eq!(parsed, expected);
+        // The same entries serialise back to the same tree.
+        let mut entries = parse_tree(dir.path(), Some(id), &raw).unwrap();
+        assert_eq!(tree_bytes(&mut entries), raw);
+
+        for damaged in [
+            &b"100644 name"[..],
+            b"100644 name\0short",
+            b"10x644 name\0aaaaaaaaaaaaaaaaaaaa",
+            b" name\0aaaaaaaaaaaaaaaaaaaa",
+            b"100644 \0aaaaaaaaaaaaaaaaaaaa",
+            b"12345678 n\0aaaaaaaaaaaaaaaaaaaa",
+        ] {
+            let error = parse_tree(dir.path(), Some(id), damaged).unwrap_err();
+            assert!(error.to_string().contains(&id.to_string()), "{error}");
         }
     }
 
@@ -470,7 +652,7 @@ mod tests {
             entry("a", MODE_BLOB),
         ];
         list.sort_by(git_order);
-        let names: Vec<(&[u8], i32)> = list.iter().map(|e| (e.name.as_slice(), e.mode)).collect();
+        let names: Vec<(&[u8], i32)> = list.iter().map(|e| (e.name, e.mode)).collect();
         // "a" < "a.b" < "a/" < "a0"
         assert_eq!(
             names,
@@ -500,22 +682,22 @@ mod tests {
         let theirs = root.write().unwrap();
         let mut ours = vec![
             Entry {
-                name: b"z".to_vec(),
+                name: b"z",
                 mode: MODE_BLOB,
                 id: blob,
             },
             Entry {
-                name: b"a".to_vec(),
+                name: b"a",
                 mode: MODE_TREE,
                 id: sub,
             },
             Entry {
-                name: b"a.b".to_vec(),
+                name: b"a.b",
                 mode: MODE_BLOB,
                 id: blob,
             },
             Entry {
-                name: b"a0".to_vec(),
+                name: b"a0",
                 mode: MODE_BLOB,
                 id: blob,
             },
