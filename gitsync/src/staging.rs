@@ -597,21 +597,29 @@ mod tests {
         }
     }
 
+    /// A tree written by libgit2: blobs `a0`, `a.b`, `z` and `extra`, and a subtree `a` (which
+    /// git's order puts after `a.b`). Returns the blob's, the subtree's and the tree's ids.
+    fn libgit2_tree(repo: &Repository, extra: &[(&str, i32)]) -> (Oid, Oid, Oid) {
+        let blob = repo.blob(b"v").unwrap();
+        let mut sub = repo.treebuilder(None).unwrap();
+        sub.insert("k", blob, MODE_BLOB).unwrap();
+        let sub = sub.write().unwrap();
+        let mut root = repo.treebuilder(None).unwrap();
+        for name in ["a0", "a.b", "z"] {
+            root.insert(name, blob, MODE_BLOB).unwrap();
+        }
+        for (name, mode) in extra {
+            root.insert(name, blob, *mode).unwrap();
+        }
+        root.insert("a", sub, MODE_TREE).unwrap();
+        (blob, sub, root.write().unwrap())
+    }
+
     #[test]
     fn parsed_trees_list_what_libgit2_reads_in_name_order() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init_bare(dir.path()).unwrap();
-        let blob = repo.blob(b"x").unwrap();
-        let mut sub = repo.treebuilder(None).unwrap();
-        sub.insert("f", blob, MODE_BLOB).unwrap();
-        let sub = sub.write().unwrap();
-        let mut root = repo.treebuilder(None).unwrap();
-        for name in ["a0", "a.b", "z", "run"] {
-            let mode = if name == "run" { 0o100_755 } else { MODE_BLOB };
-            root.insert(name, blob, mode).unwrap();
-        }
-        root.insert("a", sub, MODE_TREE).unwrap();
-        let id = root.write().unwrap();
+        let (_, _, id) = libgit2_tree(&repo, &[("run", 0o100_755)]);
         let raw = raw_tree(&repo, Some(id)).unwrap();
         let parsed = parse_tree(dir.path(), Some(id), &raw).unwrap();
         let mut expected: Vec<(Vec<u8>, i32, Oid)> = repo
@@ -670,16 +678,7 @@ mod tests {
     fn trees_and_commits_match_libgit2s() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init_bare(dir.path()).unwrap();
-        let blob = repo.blob(b"v").unwrap();
-        let mut sub = repo.treebuilder(None).unwrap();
-        sub.insert("k", blob, MODE_BLOB).unwrap();
-        let sub = sub.write().unwrap();
-        let mut root = repo.treebuilder(None).unwrap();
-        for name in ["a0", "a.b", "z"] {
-            root.insert(name, blob, MODE_BLOB).unwrap();
-        }
-        root.insert("a", sub, MODE_TREE).unwrap();
-        let theirs = root.write().unwrap();
+        let (blob, sub, theirs) = libgit2_tree(&repo, &[]);
         let mut ours = vec![
             Entry {
                 name: b"z",
