@@ -27,6 +27,7 @@
 //! `strata-wal` (the `Log` it tails), and on no other tier.
 
 mod advertised;
+mod branch;
 pub mod bundle;
 pub mod codec;
 mod committer;

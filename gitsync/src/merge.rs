@@ -167,7 +167,7 @@ impl ColdStore {
         let ours = match state.head {
             Some(ours) if !contains(&state.repo, theirs, ours)? => ours,
             from => {
-                let moved = repo::move_branch(&state.repo, from, theirs);
+                let moved = repo::move_branch(&*self.fs, &state.repo, from, theirs);
                 self.reload(&mut state)?;
                 moved?;
                 return Ok(Integration::FastForward);

@@ -388,7 +388,7 @@ pub fn clone_store(
     mark_shared(&repo)?;
     let endpoint = Endpoint::new(url, transport);
     if let Some(tip) = endpoint.fetch(path)? {
-        repo::move_branch(&repo, None, tip)?;
+        repo::move_branch(&*options.fs, &repo, None, tip)?;
         repo.reference(PUSHED_REF, tip, true, "strata: cloned")
             .map_err(|e| Error::git("record the pushed head", e))?;
     }

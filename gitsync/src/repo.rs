@@ -196,53 +196,7 @@ pub use crate::locks::{clear_git_locks, clear_stale_lock, STALE_LOCK};
 pub(crate) use crate::locks::{clear_repository_locks, guard, try_maintenance_guard, Guard};
 pub use crate::staging::{write_commit, Staging};
 
-/// Moves `BRANCH` from `from` to `to`, failing with [`Error::Conflict`] if it is not at `from`.
-///
-/// A lock file on the branch older than [`STALE_LOCK`] is what a crash in the middle of an
-/// update leaves (git's lock files name no owner): it is removed and the update tried once
-/// more. After the update the branch is read back: if it does not name `to` (another handle
-/// renamed its lock over ours), the commit is not reported as made.
-pub fn move_branch(repo: &Repository, from: Option<Oid>, to: Oid) -> Result<()> {
-    let message = "strata: commit";
-    // The expected value is compared under the branch's lock. For a first commit it is the
-    // zero id, "must not exist": libgit2's non-forced create checks for an existing branch
-    // before taking the lock, so two first commits could both pass and one overwrite the
-    // other.
-    let update = || {
-        repo.reference_matching(BRANCH, to, true, from.unwrap_or_else(Oid::zero), message)
-            .map(drop)
-    };
-    let mut result = update();
-    if matches!(&result, Err(e) if e.code() == ErrorCode::Locked)
-        && clear_stale_lock(&repo.path().join(format!("{BRANCH}.lock")))?
-    {
-        result = update();
-    }
-    match result {
-        Ok(()) => match head(repo)? {
-            Some(now) if now == to => Ok(()),
-            found => Err(Error::Conflict {
-                reference: BRANCH.into(),
-                expected: to.to_string(),
-                found: found.map_or_else(|| "nothing".into(), |id| id.to_string()),
-            }),
-        },
-        // Another update holds the branch's lock: as retryable as a lost race.
-        Err(e) if e.code() == ErrorCode::Locked => Err(Error::Conflict {
-            reference: BRANCH.into(),
-            expected: from.map_or_else(|| "nothing".into(), |id| id.to_string()),
-            found: "a lock held by another update".into(),
-        }),
-        Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists) => {
-            Err(Error::Conflict {
-                reference: BRANCH.into(),
-                expected: from.map_or_else(|| "nothing".into(), |id| id.to_string()),
-                found: head(repo)?.map_or_else(|| "nothing".into(), |id| id.to_string()),
-            })
-        }
-        Err(e) => Err(Error::git("move the branch", e)),
-    }
-}
+pub use crate::branch::move_branch;
 
 /// Opens the existing repository at `path` to read it, writing nothing: no lock is cleared, no
 /// setting written, no index rebuilt. Every pack index is still checked before libgit2 reads

@@ -24,10 +24,11 @@ use std::path::Path;
 use git2::{ObjectType, Oid, Repository, Signature};
 use strata_tiering::io::Fs;
 
+use crate::branch::BranchUpdate;
 use crate::error::{Error, Result};
 use crate::packfile::{self, Stored};
 use crate::parallel;
-use crate::repo::{self, move_branch, NewCommit};
+use crate::repo::{self, NewCommit};
 
 /// Blobs below this many are hashed on the calling thread.
 const PARALLEL_FROM: usize = 512;
@@ -542,8 +543,27 @@ pub fn write_commit(
     })?;
     // No full repack may run between this pack's install and the branch naming it.
     let _commits = repo::guard(path, repo::Guard::Commit)?;
-    packfile::install(fs, &pack_dir, &pack)?;
-    move_branch(real, commit.parent, id)?;
+    let mut update = BranchUpdate::begin(fs, real, commit.parent)?;
+    // The branch's lock is written and synced while the pack's fdatasync is in flight: each
+    // waits for the device, and two waits in flight cost little more than one.
+    let (installed, staged) = std::thread::scope(|scope| {
+        let staging = std::thread::Builder::new().spawn_scoped(scope, || update.stage(id));
+        let installed = packfile::install(fs, &pack_dir, &pack);
+        let staged = staging.ok().map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(Error::corrupt(path, "the branch-writing thread panicked")))
+        });
+        (installed, staged)
+    });
+    installed?;
+    match staged {
+        Some(staged) => staged?,
+        // No thread to be had: stage it here.
+        None => update.stage(id)?,
+    }
+    // Only now, with the pack durable, may the branch name it.
+    update.publish(real, id)?;
     Ok(id)
 }
 

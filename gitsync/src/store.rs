@@ -59,10 +59,10 @@ pub struct ColdOptions {
     /// Pack files allowed before a commit repacks the repository into one. Default: 32.
     pub max_packs: usize,
     /// What writes the store's own files: the packs and indexes of commits and merges, their
-    /// removal, and the examined watermark. It must act on the repository's real files, which
-    /// git reads; the default is the operating system's filesystem, and tests put a wrapper
-    /// there that counts, fails or mirrors the operations. git's own writes (the branch, the
-    /// config) do not go through it.
+    /// removal, the branch (and its lock), and the examined watermark. It must act on the
+    /// repository's real files, which git reads; the default is the operating system's
+    /// filesystem, and tests put a wrapper there that counts, fails or mirrors the operations.
+    /// libgit2's own writes (the config, a clone's fetched pack) do not go through it.
     pub fs: Arc<dyn Fs>,
 }
 

@@ -5,22 +5,19 @@
 //!                                           └─► PowerCutFs: the same operations on an
 //!                                               in-memory disk, imaged just before
 //!                                               operation N as a power cut would leave it
-//!   libgit2 ── moves the branch ──► the real ref file (outside the seam; the test reads
-//!                                   it before every operation)
 //! ```
 //!
-//! Every file the store writes itself (packs, their indexes, the examined watermark), and
-//! every rename, link, removal and directory fsync, goes through the seam. The branch is
-//! moved by libgit2, which writes a lock file, fsyncs it, renames it over the branch and
-//! fsyncs the directory (the store turns libgit2's fsyncs on), so an update that returned is
-//! durable; the test notes where the branch points before each operation, and a crash
-//! image comes with the branch as it was then.
+//! Every file the store writes (packs, their indexes, the examined watermark, the branch and
+//! its lock), and every rename, link, removal and directory fsync, goes through the seam. The
+//! test also notes where the real branch points before each operation.
 //!
 //! For every operation N of a run of commits, with folds and merges of packs, the image
-//! before N is written out as a repository (the files libgit2 made at creation, the image's
-//! files, the branch) and reopened. It must pass `git fsck --strict`, hold exactly the
-//! changes up to its committed watermark, have a watermark at least that of every commit
-//! acknowledged before N, and take further commits.
+//! before N is written out as a repository (the files libgit2 made at creation, then the
+//! image's files, the branch among them) and reopened. It must pass `git fsck --strict`, its
+//! head must be a position the branch held before N and no older than the head of the last
+//! commit acknowledged before N, it must hold exactly the changes up to its committed
+//! watermark, that watermark must be at least that of every commit acknowledged before N, and
+//! it must take further commits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -58,14 +55,14 @@ impl BranchLog {
         }
     }
 
-    /// The branch when operation `n` (1 = the first) was about to run.
-    fn before(&self, n: u64) -> Option<String> {
+    /// The positions the branch held before operation `n` (1 = the first) ran, oldest first.
+    fn before(&self, n: u64) -> Vec<Option<String>> {
         let notes = self.notes.lock().unwrap();
         notes
             .iter()
-            .rev()
-            .find(|(done, _)| *done < n)
-            .and_then(|(_, b)| b.clone())
+            .filter(|(done, _)| *done < n)
+            .map(|(_, b)| b.clone())
+            .collect()
     }
 }
 
@@ -109,15 +106,17 @@ fn copy_dir(from: &Path, to: &Path) {
 struct Run {
     /// Changing operations of the whole run.
     ops: u64,
-    /// `(operations done when the commit returned, its watermark)`, in order.
-    acknowledged: Vec<(u64, u64)>,
+    /// `(operations done when the commit returned, its watermark, the head)`, in order.
+    acknowledged: Vec<(u64, u64, Option<String>)>,
     image: Option<MemFs>,
-    branch: Option<String>,
+    /// The positions of the branch before the cut, oldest first.
+    branches: Vec<Option<String>>,
 }
 
 fn run(repo: &Path, cut_before: u64, mode: CrashMode) -> Run {
     let mirror = PowerCutFs::new(cut_before, mode);
     mirror.create_dir_all(&repo.join("objects/pack")).unwrap();
+    mirror.create_dir_all(&repo.join("refs/heads")).unwrap();
     let log = Arc::new(BranchLog {
         ref_file: repo.join("refs/heads/main"),
         mirror: mirror.clone(),
@@ -132,7 +131,8 @@ fn run(repo: &Path, cut_before: u64, mode: CrashMode) -> Run {
     let mut acknowledged = Vec::new();
     for _ in 0..COMMITS {
         common::commit_next(&store, BATCH, KEYS).unwrap();
-        acknowledged.push((mirror.ops(), store.committed_lsn()));
+        let head = store.head().map(|id| id.to_string());
+        acknowledged.push((mirror.ops(), store.committed_lsn(), head));
         store.record_examined(store.committed_lsn()).unwrap();
     }
     drop(store);
@@ -141,24 +141,21 @@ fn run(repo: &Path, cut_before: u64, mode: CrashMode) -> Run {
         ops: mirror.ops(),
         acknowledged,
         image: mirror.image(),
-        branch: log.before(cut_before),
+        branches: log.before(cut_before),
     }
 }
 
 /// Writes the crash image out as a repository at `to`: the files libgit2 made when the
-/// repository was created (`skeleton`), the image's files, and the branch.
-fn materialize(skeleton: &Path, repo: &Path, image: &MemFs, branch: Option<&str>, to: &Path) {
+/// repository was created (`skeleton`), then the image's files.
+fn materialize(skeleton: &Path, repo: &Path, image: &MemFs, to: &Path) {
     copy_dir(skeleton, to);
-    for dir in [PathBuf::new(), PathBuf::from("objects/pack")] {
+    for dir in ["", "objects/pack", "refs/heads"].map(PathBuf::from) {
         for name in image.list_dir(&repo.join(&dir)).unwrap() {
             let path = repo.join(&dir).join(&name);
             if let Some(bytes) = image.read_file(&path) {
                 std::fs::write(to.join(&dir).join(&name), bytes).unwrap();
             }
         }
-    }
-    if let Some(branch) = branch {
-        std::fs::write(to.join("refs/heads/main"), format!("{branch}\n")).unwrap();
     }
 }
 
@@ -167,15 +164,23 @@ fn check(at: &Path, cut_before: u64, run: &Run) {
     common::assert_fsck_clean(at);
     let store = ColdStore::open(at, options(Arc::new(StdFs)), clock()).unwrap();
     let head = store.head().map(|id| id.to_string());
-    assert_eq!(head, run.branch, "{what}: the head is the branch written");
-    let watermark = store.committed_lsn();
-    let durable = run
+    let acknowledged = run
         .acknowledged
         .iter()
-        .filter(|(done, _)| *done < cut_before)
-        .map(|&(_, lsn)| lsn)
-        .max()
-        .unwrap_or(0);
+        .rfind(|(done, ..)| *done < cut_before);
+    let oldest = acknowledged.map_or(0, |(.., acked)| {
+        run.branches
+            .iter()
+            .position(|b| b == acked)
+            .expect("an acknowledged head is a position the branch held")
+    });
+    assert!(
+        run.branches.get(oldest..).unwrap_or_default().contains(&head)
+            || (head.is_none() && acknowledged.is_none()),
+        "{what}: head {head:?} is not a position the branch held since the last acknowledged commit"
+    );
+    let watermark = store.committed_lsn();
+    let durable = acknowledged.map_or(0, |&(_, lsn, _)| lsn);
     assert!(
         watermark >= durable,
         "{what}: watermark {watermark} lost acknowledged {durable}"
@@ -230,9 +235,13 @@ fn every_power_cut_during_commits_folds_and_merges_recovers() {
         assert_eq!(cut.ops, counting.ops, "runs differ in their operations");
         let image = cut.image.as_ref().expect("the cut point was passed");
         let at = scratch.path().join(format!("after-{cut_before}.git"));
-        materialize(&skeleton, &repo, image, cut.branch.as_deref(), &at);
+        materialize(&skeleton, &repo, image, &at);
         check(&at, cut_before, &cut);
-        branches_seen.insert(cut.branch.clone());
+        branches_seen.insert(
+            ColdStore::open_read_only(&at, options(Arc::new(StdFs)), clock())
+                .unwrap()
+                .head(),
+        );
         std::fs::remove_dir_all(&repo).unwrap();
         std::fs::remove_dir_all(&at).unwrap();
     }
