@@ -93,6 +93,8 @@ impl Staging<'_> {
         for run in runs {
             ids.extend(run?);
         }
+        // Grown once: a fold's thousands of blobs would otherwise rehash the map many times.
+        self.blobs.reserve(files.len());
         for ((path, bytes), id) in files.into_iter().zip(ids) {
             self.blobs.entry(id).or_insert(bytes);
             self.edit(&path, Some(id))?;
