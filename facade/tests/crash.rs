@@ -1,7 +1,12 @@
 //! Crash test of the whole store: a child process writes at every criticality — puts, deletes
 //! and atomic batches, and on a second thread transactions moving money between accounts —
-//! with the maintenance thread flushing, committing and pushing, and is killed with SIGKILL at a random moment, 100 times by default (STRATA_CRASH_CYCLES for
-//! more). After every kill the store reopens, reports an unclean shutdown, holds every
+//! with the maintenance thread flushing, committing and pushing, and is killed with SIGKILL,
+//! 100 times by default (STRATA_CRASH_CYCLES for more). The kill lands just before a file
+//! operation chosen at random (seeded) among the first 2,000 of the child's store: its WAL,
+//! segments and git repository write through a [`FaultyFs`] whose hook counts the operations
+//! and, at the chosen one, has `kill -KILL` sent to its own process. So kills fall inside
+//! opening and recovery, WAL appends and syncs, flushes, compactions and git commits alike,
+//! and each names the operation it interrupted. After every kill the store reopens, reports an unclean shutdown, holds every
 //! acknowledged MEDIUM-or-higher write, holds no value that was never written, keeps the
 //! accounts' total, and its git repository passes `git fsck --strict` (the remote too, every
 //! tenth cycle).
@@ -11,11 +16,18 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use strata::{Batch, Class, Config, Criticality, Isolation, Store};
+use strata_wal::{FaultyFs, FsEvent, StdFs};
+
+/// Kills land before one of this many file operations of the child's store.
+const KILL_WITHIN: u64 = 2_000;
 
 const PREFIXES: [(&str, Criticality); 4] = [
     ("low", Criticality::Low),
@@ -68,9 +80,22 @@ fn crash_child() {
         .unwrap()
         .parse()
         .unwrap();
+    let kill_at: u64 = std::env::var("STRATA_KILL_AT").unwrap().parse().unwrap();
     let dir = Path::new(&dir);
+    let fs = FaultyFs::new(Arc::new(StdFs));
+    let calls = AtomicU64::new(0);
+    fs.before_each(Arc::new(move |event: &FsEvent| {
+        if calls.fetch_add(1, Ordering::SeqCst) + 1 == kill_at {
+            eprintln!("KILL before {:?} {}", event.op, event.path.display());
+            let pid = std::process::id().to_string();
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            // Not reached once the signal is delivered.
+            std::process::abort();
+        }
+    }));
     let store = Store::builder(dir.join("store"))
         .config(config(&dir.join("remote.git")))
+        .fs(Arc::new(fs))
         .open()
         .unwrap();
     for (prefix, criticality) in PREFIXES {
@@ -98,8 +123,9 @@ fn crash_child() {
         std::thread::sleep(Duration::from_millis(1));
     });
     let mut out = std::io::stdout().lock();
-    writeln!(out, "READY").unwrap();
-    out.flush().unwrap();
+    // Ends the line the test harness left open ("test crash_child ... "), so that every
+    // TRY line starts a line of its own.
+    writeln!(out).unwrap();
     for id in 0u64.. {
         let ops = if rng.next().is_multiple_of(6) { 3 } else { 1 };
         let mut batch = Batch::new();
@@ -157,27 +183,29 @@ fn the_store_survives_sigkill_at_any_moment() {
     let mut opening = Duration::ZERO;
     let mut commits = 0u64;
     for cycle in 0..cycles {
+        let kill_at = 1 + rng.next() % KILL_WITHIN;
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env("STRATA_STORE_CRASH_CHILD", dir.path())
             .env("STRATA_CRASH_CYCLE", cycle.to_string())
+            .env("STRATA_KILL_AT", kill_at.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            if line.unwrap().ends_with("READY") {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(rng.next() % 400));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        // Everything the child printed is still in the pipe.
+        // Read to the end: the pipe closes when the child dies at its chosen operation.
+        let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(|line| line.ok())
+            .collect();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "cycle {cycle}: the child did not reach operation {kill_at}: {status}"
+        );
         let mut pending: HashMap<u64, Vec<(String, Option<String>)>> = HashMap::new();
         for line in lines {
-            let line = line.unwrap();
             if let Some(rest) = line.strip_prefix("TRY ") {
                 let (id, write) = rest.split_once(' ').unwrap();
                 let Some((key, value)) = write.split_once('=') else {

@@ -57,11 +57,26 @@ struct Fault {
     persistent: bool,
 }
 
-#[derive(Debug, Default)]
+/// Called before each counted call runs (see [`FaultyFs::before_each`]).
+pub type CallHook = Arc<dyn Fn(&FsEvent) + Send + Sync>;
+
+#[derive(Default)]
 struct State {
     counts: HashMap<FsOp, u64>,
     faults: Vec<Fault>,
     events: Vec<FsEvent>,
+    before_each: Option<CallHook>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("counts", &self.counts)
+            .field("faults", &self.faults)
+            .field("events", &self.events.len())
+            .field("before_each", &self.before_each.is_some())
+            .finish()
+    }
 }
 
 /// Wraps another [`Fs`] and makes chosen calls fail with a chosen errno. A failing write
@@ -101,6 +116,13 @@ impl FaultyFs {
         self.lock().events.clone()
     }
 
+    /// Calls `hook` before each counted call runs (after it is counted, and told whether it
+    /// will fail), on the thread making it. A crash test's hook kills its own process at a
+    /// chosen call, so the kill lands inside a file operation it can name and repeat.
+    pub fn before_each(&self, hook: CallHook) {
+        self.lock().before_each = Some(hook);
+    }
+
     fn add(&self, op: FsOp, nth: u64, errno: i32, persistent: bool) {
         let mut state = self.lock();
         let seen = state.counts.get(&op).copied().unwrap_or(0);
@@ -132,11 +154,18 @@ fn check(state: &Mutex<State>, op: FsOp, path: &Path) -> Option<io::Error> {
         .iter()
         .find(|f| f.op == op && (f.nth == count || (f.persistent && count >= f.nth)))
         .map(|f| f.errno);
-    state.events.push(FsEvent {
+    let event = FsEvent {
         op,
         path: path.to_owned(),
         failed: errno.is_some(),
-    });
+    };
+    let hook = state.before_each.clone();
+    state.events.push(event.clone());
+    // Called without the lock: a hook may use the filesystem, or never return.
+    drop(state);
+    if let Some(hook) = hook {
+        hook(&event);
+    }
     errno.map(io::Error::from_raw_os_error)
 }
 
@@ -278,5 +307,38 @@ mod tests {
             .hard_link(Path::new("/d/from"), Path::new("/d/to"))
             .unwrap();
         assert_eq!(disk.read_file(Path::new("/d/to")), Some(vec![7u8; 5000]));
+    }
+
+    /// The hook sees every counted call, in order, before it runs, and may use the
+    /// filesystem itself without deadlocking.
+    #[test]
+    fn the_hook_runs_before_each_counted_call() {
+        let disk = MemFs::new();
+        disk.create_dir_all(Path::new("/d")).unwrap();
+        let faulty = FaultyFs::new(Arc::new(disk.clone()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (log, reader) = (Arc::clone(&seen), faulty.clone());
+        faulty.before_each(Arc::new(move |event: &FsEvent| {
+            // The file is not there yet when its creation is announced.
+            let exists = reader
+                .list_dir(Path::new("/d"))
+                .unwrap()
+                .contains(&"f".into());
+            log.lock().unwrap().push((event.op, event.failed, exists));
+        }));
+        faulty.fail_nth(FsOp::Sync, 1, errno::EIO);
+        let mut file = faulty.create_new(Path::new("/d/f")).unwrap();
+        file.append(b"x").unwrap();
+        assert!(file.sync_data().is_err());
+        faulty.sync_dir(Path::new("/d")).unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![
+                (FsOp::Create, false, false),
+                (FsOp::Write, false, true),
+                (FsOp::Sync, true, true),
+                (FsOp::SyncDir, false, true),
+            ]
+        );
     }
 }

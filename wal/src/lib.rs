@@ -51,7 +51,7 @@ mod writer;
 
 pub use crate::copy::{read_dir, WalCheckpoint};
 pub use crate::error::{Error, Result};
-pub use crate::fault::{errno, FaultyFs, FsEvent, FsOp};
+pub use crate::fault::{errno, CallHook, FaultyFs, FsEvent, FsOp};
 pub use crate::io::{Fs, FsFile, StdFs};
 pub use crate::memfs::{CrashMode, MemFs};
 pub use crate::memlog::MemLog;
