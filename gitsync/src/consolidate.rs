@@ -5,6 +5,9 @@
 //!
 //! - each object is read once: sliced from the pack file when it is in stored form (its entry
 //!   CRC32 and Adler-32 checked, see `packread`), else through libgit2 and hashed again;
+//! - blobs pass through a window of at most 64 MiB of the merged packs at a time, and the new
+//!   pack is written as it goes (see `packstream`), so a merge's memory does not grow with
+//!   the packs it merges; only their trees and commits are held throughout, for the deltas;
 //! - objects of 1 KiB or more are compressed with zlib, on several threads;
 //! - an older version of a tree that a newer one among the merged objects replaced becomes a
 //!   delta against it (see `delta`); there is no delta search, so the cost follows the objects
@@ -45,7 +48,8 @@ use strata_tiering::io::Fs;
 use crate::delta;
 use crate::error::{Error, Result};
 use crate::packfile::{self, Stored};
-use crate::packread;
+use crate::packread::{self, SourcePack};
+use crate::packstream::PackWriter;
 use crate::repo::{self, RepackReport};
 
 /// Objects smaller than this stay in zlib's stored form. Resetting a zlib compressor clears
@@ -101,19 +105,79 @@ fn choose(mut packs: Vec<(PathBuf, u64)>) -> Vec<PathBuf> {
     packs.into_iter().map(|(path, _)| path).collect()
 }
 
-/// An object's content, read from a pack file or through libgit2.
-enum Content<'o> {
-    Owned(Vec<u8>),
-    Odb(git2::OdbObject<'o>),
+/// Bytes of the merged packs read at once: blobs pass through the merge a window at a time,
+/// so its memory is bounded by this and the trees and commits of the merged packs (kept for
+/// the pairing of tree versions), not by the size of the packs.
+const WINDOW_BYTES: u64 = 64 << 20;
+
+/// An object to copy: which merged pack holds it, its index entry, and where its entry ends.
+struct Planned {
+    source: usize,
+    listed: packread::Listed,
+    end: u64,
 }
 
-impl Content<'_> {
-    fn data(&self) -> &[u8] {
-        match self {
-            Content::Owned(bytes) => bytes,
-            Content::Odb(object) => object.data(),
-        }
+/// The object `planned`, whose entry lies in `raw` (the pack's bytes from `raw_start`): sliced
+/// from it when in stored form (CRC32 and Adler-32 checked), else read through libgit2 (which
+/// tries the pack it last found an object in first) and hashed again, as this copy is about to
+/// become the only one and libgit2 does not hash what it reads.
+fn read_object(
+    odb: &git2::Odb<'_>,
+    source: &SourcePack,
+    raw: &[u8],
+    raw_start: u64,
+    planned: &Planned,
+) -> Result<(ObjectType, Vec<u8>)> {
+    let id = planned.listed.id;
+    let relative = packread::Listed {
+        offset: planned.listed.offset - raw_start,
+        ..planned.listed
+    };
+    let entry_end = usize::try_from(planned.end - raw_start).unwrap_or(usize::MAX);
+    if let Some(found) = raw
+        .get(..entry_end)
+        .and_then(|entry| packread::stored_object(entry, &relative))
+    {
+        return Ok(found);
     }
+    let object = odb
+        .read(id)
+        .map_err(|e| Error::git(format!("read object {id}"), e))?;
+    let hashed = Oid::hash_object(object.kind(), object.data())
+        .map_err(|e| Error::git(format!("hash object {id}"), e))?;
+    if hashed != id {
+        return Err(Error::corrupt(
+            source.path(),
+            format!("object {id} reads back as {hashed}"),
+        ));
+    }
+    Ok((object.kind(), object.data().to_vec()))
+}
+
+/// Appends `entries` to `writer`, compressed on several threads: objects of
+/// [`COMPRESS_FROM`] bytes or more with zlib's fast level, smaller ones in stored form.
+fn write_parts(
+    writer: &mut PackWriter<'_>,
+    entries: &[(Stored, Oid, &[u8])],
+    pack_dir: &Path,
+) -> Result<()> {
+    let parts = packfile::encode_in_runs(entries, 1, || {
+        let mut compressor = Compress::new(Compression::fast(), true);
+        move |data: &[u8], out: &mut Vec<u8>| {
+            if data.len() < COMPRESS_FROM {
+                packfile::store(data, out);
+                Ok(())
+            } else {
+                deflate(&mut compressor, data, out)
+            }
+        }
+    })
+    .map_err(|source| Error::Io {
+        op: "build pack",
+        path: pack_dir.to_path_buf(),
+        source,
+    })?;
+    parts.into_iter().try_for_each(|part| writer.append(part))
 }
 
 /// Deltas for the older versions of trees: where a commit in `objects` changed a tree (at
@@ -284,6 +348,17 @@ fn deflate(compressor: &mut Compress, data: &[u8], out: &mut Vec<u8>) -> std::io
 /// `repo` is an open handle used to read the objects; the caller reopens it afterwards, as
 /// it may still map removed packs.
 pub fn consolidate(fs: &dyn Fs, path: &Path, repo: &Repository) -> Result<RepackReport> {
+    consolidate_within(fs, path, repo, WINDOW_BYTES)
+}
+
+/// [`consolidate`], reading at most `window` bytes of the merged packs at once (more only
+/// for a single object larger than that).
+fn consolidate_within(
+    fs: &dyn Fs,
+    path: &Path,
+    repo: &Repository,
+    window: u64,
+) -> Result<RepackReport> {
     let Some(_maintenance) = repo::try_maintenance_guard(path)? else {
         // Another handle is merging or repacking; this one's packs wait for the next commit.
         let packs = repo::packs(path)?;
@@ -322,66 +397,67 @@ pub fn consolidate(fs: &dyn Fs, path: &Path, repo: &Repository) -> Result<Repack
         report.bytes_after = report.bytes_before;
         return Ok(report);
     }
-    // Pack by pack: libgit2 tries the pack it last found an object in first, and each miss in
-    // another pack costs it a formatted error message.
-    // Pack by pack, in offset order. An object in zlib's stored form (all of a commit pack's)
-    // is sliced straight out of the file; any other goes through libgit2, which tries the
-    // pack it last found an object in first (a miss elsewhere costs it a formatted error).
+    let pack_dir = path.join("objects/pack");
+    let mut sources = Vec::with_capacity(merged.len());
+    let mut plan: Vec<Planned> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (source, pack) in merged.iter().enumerate() {
+        let opened = SourcePack::open(pack)?;
+        for (listed, end) in opened.entries() {
+            // An object in two merged packs is copied once.
+            if seen.insert(listed.id) {
+                plan.push(Planned {
+                    source,
+                    listed,
+                    end,
+                });
+            }
+        }
+        sources.push(opened);
+    }
+    drop(seen);
+    let count = u32::try_from(plan.len())
+        .map_err(|_| Error::corrupt(&pack_dir, "more objects than a pack can count"))?;
     let odb = repo
         .odb()
         .map_err(|e| Error::git("open the object database", e))?;
-    let mut objects: Vec<(ObjectType, Oid, Content)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for pack in &merged {
-        let (mut listed, pack_checksum) = packread::index_entries(&pack.with_extension("idx"))?;
-        listed.sort_by_key(|l| l.offset);
-        let bytes = std::fs::read(pack).map_err(|source| Error::Io {
-            op: "read pack",
-            path: pack.clone(),
-            source,
-        })?;
-        if bytes.len() < 32 || bytes[bytes.len() - 20..] != pack_checksum {
-            return Err(Error::corrupt(
-                pack,
-                "not the pack its index was written for",
-            ));
+    let mut writer = PackWriter::create(fs, &pack_dir, count)?;
+    // Blobs (and tags) pass through a window at a time; trees and commits stay for the
+    // pairing of tree versions below, which needs them all.
+    let mut structure: Vec<(ObjectType, Oid, Vec<u8>)> = Vec::new();
+    let mut at = 0;
+    while at < plan.len() {
+        let first = &plan[at];
+        let mut stop = at + 1;
+        while stop < plan.len()
+            && plan[stop].source == first.source
+            && plan[stop].end - first.listed.offset <= window
+        {
+            stop += 1;
         }
-        for entry in listed {
-            let id = entry.id;
-            if !seen.insert(id) {
-                continue;
+        let window_plan = &plan[at..stop];
+        let source = &sources[first.source];
+        let raw = source.read(first.listed.offset, window_plan[window_plan.len() - 1].end)?;
+        let mut passing: Vec<(ObjectType, Oid, Vec<u8>)> = Vec::new();
+        for planned in window_plan {
+            let (kind, data) = read_object(&odb, source, &raw, first.listed.offset, planned)?;
+            if matches!(kind, ObjectType::Tree | ObjectType::Commit) {
+                structure.push((kind, planned.listed.id, data));
+            } else {
+                passing.push((kind, planned.listed.id, data));
             }
-            let content = match packread::stored_object(&bytes, &entry) {
-                Some((kind, data)) => (kind, Content::Owned(data)),
-                None => {
-                    let object = odb
-                        .read(id)
-                        .map_err(|e| Error::git(format!("read object {id}"), e))?;
-                    // libgit2 does not hash what it reads (strict verification is off), and
-                    // this copy is about to become the only one.
-                    let hashed = Oid::hash_object(object.kind(), object.data())
-                        .map_err(|e| Error::git(format!("hash object {id}"), e))?;
-                    if hashed != id {
-                        return Err(Error::corrupt(
-                            pack,
-                            format!("object {id} reads back as {hashed}"),
-                        ));
-                    }
-                    (object.kind(), Content::Odb(object))
-                }
-            };
-            objects.push((content.0, id, content.1));
         }
+        let entries: Vec<(Stored, Oid, &[u8])> = passing
+            .iter()
+            .map(|(kind, id, data)| (Stored::Whole(*kind), *id, data.as_slice()))
+            .collect();
+        write_parts(&mut writer, &entries, &pack_dir)?;
+        at = stop;
     }
-    let pack_dir = path.join("objects/pack");
-    let io = |source| Error::Io {
-        op: "build pack",
-        path: pack_dir.clone(),
-        source,
-    };
-    let contents: HashMap<Oid, (ObjectType, &[u8])> = objects
+    drop(sources);
+    let contents: HashMap<Oid, (ObjectType, &[u8])> = structure
         .iter()
-        .map(|(kind, id, object)| (*id, (*kind, object.data())))
+        .map(|(kind, id, data)| (*id, (*kind, data.as_slice())))
         .collect();
     let deltas = tree_deltas(repo, &contents);
     // Bases before their deltas, so a reader going front to back meets each base first.
@@ -397,29 +473,22 @@ pub fn consolidate(fs: &dyn Fs, path: &Path, repo: &Repository) -> Result<Repack
     order.sort_unstable_by(|(a, a_id), (b, b_id)| {
         a.cmp(b).then_with(|| packfile::id_order(a_id, b_id))
     });
-    let entries = order.iter().filter_map(|(_, id)| {
-        let (kind, data) = contents.get(id)?;
-        Some(match deltas.get(id) {
-            Some((base, delta)) => (Stored::RefDelta(*base), *id, delta.as_slice()),
-            None => (Stored::Whole(*kind), *id, *data),
+    let entries: Vec<(Stored, Oid, &[u8])> = order
+        .iter()
+        .filter_map(|(_, id)| {
+            let (kind, data) = contents.get(id)?;
+            Some(match deltas.get(id) {
+                Some((base, delta)) => (Stored::RefDelta(*base), *id, delta.as_slice()),
+                None => (Stored::Whole(*kind), *id, *data),
+            })
         })
-    });
-    let entries: Vec<_> = entries.collect();
-    // Compression is most of a merge's time; each thread compresses a run of entries.
-    let pack = packfile::build_in_runs(&entries, 1, || {
-        let mut compressor = Compress::new(Compression::fast(), true);
-        move |data: &[u8], out: &mut Vec<u8>| {
-            if data.len() < COMPRESS_FROM {
-                packfile::store(data, out);
-                Ok(())
-            } else {
-                deflate(&mut compressor, data, out)
-            }
-        }
-    })
-    .map_err(io)?;
-    packfile::install(fs, &pack_dir, &pack)?;
-    let new_name = pack.name();
+        .collect();
+    write_parts(&mut writer, &entries, &pack_dir)?;
+    let installed = writer.install()?;
+    let new_name = installed
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_default();
     for leftover in old_temporaries(&pack_dir) {
         repo::remove_if_present(fs, &leftover)?;
     }
@@ -443,6 +512,7 @@ pub fn consolidate(fs: &dyn Fs, path: &Path, repo: &Repository) -> Result<Repack
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use strata_tiering::io::StdFs;
 
     fn names(chosen: Vec<PathBuf>) -> Vec<String> {
         chosen
@@ -472,6 +542,54 @@ mod tests {
         // At least two, even when the second is much larger.
         assert_eq!(names(choose(packs(&[5, 1000]))), ["p5", "p1000"]);
         assert_eq!(choose(packs(&[7; 40])).len(), 40);
+    }
+
+    /// A merge reading one object at a time writes the same objects as one reading all at
+    /// once: every object of the merged packs is there, and the repository is sound.
+    #[test]
+    fn a_merge_through_the_smallest_window_keeps_every_object() {
+        use crate::store::{ColdOptions, ColdStore, Trigger};
+        use strata_tiering::{Change, Key};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cold.git");
+        let options = ColdOptions {
+            keep_chunks: 2,
+            max_packs: 1_000,
+            ..ColdOptions::default()
+        };
+        let clock = std::sync::Arc::new(strata_tiering::clock::ManualClock::new(1_700_000_000_000));
+        let store = ColdStore::open(&path, options, clock).unwrap();
+        for batch in 0..7u64 {
+            let changes: Vec<Change> = (0..30u64)
+                .map(|i| {
+                    let key = Key::new(format!("k{}", (batch * 30 + i) % 47)).unwrap();
+                    Change::put(key, batch * 30 + i + 1, format!("{{\"v\":{batch}}}"))
+                })
+                .collect();
+            store.commit(&changes, Trigger::Manual, None).unwrap();
+        }
+        let before: Vec<Oid> = repo::packs(&path)
+            .unwrap()
+            .iter()
+            .flat_map(|(pack, _)| {
+                packread::index_entries(&pack.with_extension("idx"))
+                    .unwrap()
+                    .0
+                    .into_iter()
+                    .map(|l| l.id)
+            })
+            .collect();
+        let repo = Repository::open_bare(&path).unwrap();
+        let report = consolidate_within(&StdFs, &path, &repo, 1).unwrap();
+        assert!(report.packs_after < report.packs_before, "{report:?}");
+        drop(repo);
+        let repo = Repository::open_bare(&path).unwrap();
+        let odb = repo.odb().unwrap();
+        for id in &before {
+            assert!(odb.exists(*id), "{id} lost by the merge");
+        }
+        repo::assert_fsck_clean(&path);
+        drop(store);
     }
 
     #[test]

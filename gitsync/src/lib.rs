@@ -41,6 +41,7 @@ mod merge;
 pub mod names;
 mod packfile;
 pub mod packread;
+mod packstream;
 mod parallel;
 mod read;
 mod reclaim;

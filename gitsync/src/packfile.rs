@@ -54,13 +54,18 @@ pub struct Pack {
 impl Pack {
     /// `pack-<hex of the trailer>`, git's name for it.
     pub fn name(&self) -> String {
-        let mut name = String::with_capacity(45);
-        name.push_str("pack-");
-        for byte in self.checksum {
-            name.push_str(&format!("{byte:02x}"));
-        }
-        name
+        pack_name(&self.checksum)
     }
+}
+
+/// `pack-<hex of checksum>`, git's name for the pack whose trailer is `checksum`.
+pub fn pack_name(checksum: &[u8; 20]) -> String {
+    let mut name = String::with_capacity(45);
+    name.push_str("pack-");
+    for byte in checksum {
+        name.push_str(&format!("{byte:02x}"));
+    }
+    name
 }
 
 /// Builds a pack holding `objects` (kind, id, content) as they are, on the calling thread.
@@ -95,20 +100,33 @@ pub fn build_in_runs<B>(
 where
     B: FnMut(&[u8], &mut Vec<u8>) -> std::io::Result<()>,
 {
-    let parts = crate::parallel::in_runs(
+    assemble(encode_in_runs(entries, parallel_from, body)?)
+}
+
+/// `entries` encoded as [`build_in_runs`] does, as parts to write in order.
+pub fn encode_in_runs<B>(
+    entries: &[(Stored, Oid, &[u8])],
+    parallel_from: usize,
+    body: impl Fn() -> B + Sync,
+) -> std::io::Result<Vec<Part>>
+where
+    B: FnMut(&[u8], &mut Vec<u8>) -> std::io::Result<()>,
+{
+    crate::parallel::in_runs(
         entries,
         parallel_from,
         |run: &[(Stored, Oid, &[u8])]| encode(run.iter().copied(), body()),
         || Err(std::io::Error::other("a packing thread panicked")),
-    );
-    assemble(parts.into_iter().collect::<std::io::Result<Vec<_>>>()?)
+    )
+    .into_iter()
+    .collect()
 }
 
 /// A run of consecutive pack entries, encoded apart from the others (on its own thread, say).
 pub struct Part {
-    bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
     /// Each entry's id, offset within `bytes` and CRC32.
-    entries: Vec<(Oid, u64, u32)>,
+    pub(crate) entries: Vec<(Oid, u64, u32)>,
 }
 
 /// Encodes `objects` as consecutive pack entries; see [`build_with`].
@@ -191,7 +209,13 @@ pub fn id_order(a: &Oid, b: &Oid) -> std::cmp::Ordering {
 
 /// The version 2 `.idx` file for `pack`.
 pub fn index(pack: &Pack) -> Vec<u8> {
-    let mut sorted: Vec<&(Oid, u64, u32)> = pack.entries.iter().collect();
+    index_of(&pack.entries, &pack.checksum)
+}
+
+/// The version 2 `.idx` file for a pack holding `entries` (id, offset, CRC32; distinct ids)
+/// whose trailer is `checksum`.
+pub fn index_of(entries: &[(Oid, u64, u32)], checksum: &[u8; 20]) -> Vec<u8> {
+    let mut sorted: Vec<&(Oid, u64, u32)> = entries.iter().collect();
     // `assemble` refused duplicates, so the ids are distinct.
     sorted.sort_unstable_by(|(a, _, _), (b, _, _)| id_order(a, b));
     let mut idx = Vec::with_capacity(8 + 1024 + sorted.len() * 28 + 40);
@@ -226,7 +250,7 @@ pub fn index(pack: &Pack) -> Vec<u8> {
     for offset in large {
         idx.extend_from_slice(&offset.to_be_bytes());
     }
-    idx.extend_from_slice(&pack.checksum);
+    idx.extend_from_slice(checksum);
     let own: [u8; 20] = Sha1::digest(&idx).into();
     idx.extend_from_slice(&own);
     idx
@@ -248,30 +272,16 @@ pub fn index(pack: &Pack) -> Vec<u8> {
 /// this call created. A crash may leave `*.tmp` files or a `.pack` without an index, which no
 /// reader sees and a merge of packs removes once they are old.
 pub fn install(fs: &dyn Fs, pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
-    static INSTALLS: AtomicU64 = AtomicU64::new(0);
     let name = pack.name();
     let pack_path = pack_dir.join(format!("{name}.pack"));
     let idx_path = pack_dir.join(format!("{name}.idx"));
-    let sync_dir = || {
-        fs.sync_dir(pack_dir).map_err(|source| Error::Io {
-            op: "fsync",
-            path: pack_dir.to_path_buf(),
-            source,
-        })
-    };
     if idx_path.exists() {
         // Published by another install after its fdatasyncs: the same objects in the same
         // order. Its directory entries may not be durable yet.
-        sync_dir()?;
+        sync_dir(fs, pack_dir)?;
         return Ok(pack_path);
     }
-    let unique = format!(
-        "tmp-{}-{}",
-        std::process::id(),
-        INSTALLS.fetch_add(1, Ordering::Relaxed)
-    );
-    let tmp_pack = pack_dir.join(format!("{unique}.pack.tmp"));
-    let tmp_idx = pack_dir.join(format!("{unique}.idx.tmp"));
+    let (tmp_pack, tmp_idx) = temporary_paths(pack_dir);
     let index = index(pack);
     let written = (|| {
         // The two files' writes and fdatasyncs overlap: each fdatasync waits for the device,
@@ -294,29 +304,8 @@ pub fn install(fs: &dyn Fs, pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
             };
             pack_written.and(index_written)
         })?;
-        // A `.pack` already there under this name is another install's (complete, as it is
-        // linked only after its fdatasync) or, if its length is wrong, a leftover to replace.
-        let same = std::fs::metadata(&pack_path).is_ok_and(|m| m.len() == pack.bytes.len() as u64);
-        if !same {
-            fs.rename(&tmp_pack, &pack_path)
-                .map_err(|source| Error::Io {
-                    op: "install pack",
-                    path: pack_path.clone(),
-                    source,
-                })?;
-        }
-        match fs.hard_link(&tmp_idx, &idx_path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(source) => {
-                return Err(Error::Io {
-                    op: "install pack index",
-                    path: idx_path.clone(),
-                    source,
-                })
-            }
-        }
-        sync_dir()
+        let finals = (pack_path.as_path(), idx_path.as_path());
+        publish(fs, (&tmp_pack, &tmp_idx), finals, pack.bytes.len() as u64)
     })();
     // The temporary names go either way; after a failure nothing else of this call's is left
     // (a pack renamed into place without its index is invisible, and removed by a merge).
@@ -326,7 +315,62 @@ pub fn install(fs: &dyn Fs, pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
     written.map(|()| pack_path)
 }
 
-fn write_durably(fs: &dyn Fs, path: &Path, bytes: &[u8], op: &'static str) -> Result<()> {
+/// Fresh temporary names for a pack and its index in `pack_dir`, unique to this call.
+pub fn temporary_paths(pack_dir: &Path) -> (PathBuf, PathBuf) {
+    static INSTALLS: AtomicU64 = AtomicU64::new(0);
+    let unique = format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        INSTALLS.fetch_add(1, Ordering::Relaxed)
+    );
+    (
+        pack_dir.join(format!("{unique}.pack.tmp")),
+        pack_dir.join(format!("{unique}.idx.tmp")),
+    )
+}
+
+/// Makes a pack and its index, written and fdatasynced under their temporary names, visible
+/// under their final ones (see [`install`]); `pack_len` is the pack's length.
+pub fn publish(
+    fs: &dyn Fs,
+    (tmp_pack, tmp_idx): (&Path, &Path),
+    (pack_path, idx_path): (&Path, &Path),
+    pack_len: u64,
+) -> Result<()> {
+    // A `.pack` already there under this name is another install's (complete, as it is
+    // linked only after its fdatasync) or, if its length is wrong, a leftover to replace.
+    let same = std::fs::metadata(pack_path).is_ok_and(|m| m.len() == pack_len);
+    if !same {
+        fs.rename(tmp_pack, pack_path).map_err(|source| Error::Io {
+            op: "install pack",
+            path: pack_path.to_path_buf(),
+            source,
+        })?;
+    }
+    match fs.hard_link(tmp_idx, idx_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(Error::Io {
+                op: "install pack index",
+                path: idx_path.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let pack_dir = pack_path.parent().unwrap_or(Path::new("."));
+    sync_dir(fs, pack_dir)
+}
+
+fn sync_dir(fs: &dyn Fs, pack_dir: &Path) -> Result<()> {
+    fs.sync_dir(pack_dir).map_err(|source| Error::Io {
+        op: "fsync",
+        path: pack_dir.to_path_buf(),
+        source,
+    })
+}
+
+pub fn write_durably(fs: &dyn Fs, path: &Path, bytes: &[u8], op: &'static str) -> Result<()> {
     let io = |source| Error::Io {
         op,
         path: path.to_path_buf(),

@@ -10,7 +10,7 @@
 //!
 //! The index layout is in `packfile`'s docs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Oid};
 
@@ -189,6 +189,95 @@ pub fn stored_object(pack: &[u8], listed: &Listed) -> Option<(ObjectType, Vec<u8
     let entry = pack.get(start..at + 4)?;
     (content.len() == size && check.finish() == adler && crc32fast::hash(entry) == listed.crc)
         .then_some((kind, content))
+}
+
+/// A pack file read entry by entry through the index beside it.
+#[derive(Debug)]
+pub struct SourcePack {
+    path: PathBuf,
+    file: std::fs::File,
+    len: u64,
+    /// The index's entries, by offset.
+    listed: Vec<Listed>,
+}
+
+impl SourcePack {
+    /// Opens the pack at `pack` and reads its index: the index must be for this pack (the
+    /// checksum it records is the pack's trailer) and every offset must lie in the pack.
+    pub fn open(pack: &Path) -> Result<SourcePack> {
+        use std::os::unix::fs::FileExt;
+        let (mut listed, checksum) = index_entries(&pack.with_extension("idx"))?;
+        listed.sort_by_key(|l| l.offset);
+        let io = |source| Error::Io {
+            op: "read pack",
+            path: pack.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(pack).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut trailer = [0u8; 20];
+        if len < 32 || file.read_exact_at(&mut trailer, len - 20).is_err() || trailer != checksum {
+            return Err(Error::corrupt(
+                pack,
+                "not the pack its index was written for",
+            ));
+        }
+        let mut previous = 11;
+        for entry in &listed {
+            if entry.offset <= previous || entry.offset >= len - 20 {
+                return Err(Error::corrupt(
+                    pack,
+                    format!("object {} listed at offset {}", entry.id, entry.offset),
+                ));
+            }
+            previous = entry.offset;
+        }
+        Ok(SourcePack {
+            path: pack.to_path_buf(),
+            file,
+            len,
+            listed,
+        })
+    }
+
+    /// The pack's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Each listed object, by offset, with the offset where its entry ends (the next entry's,
+    /// or the trailer's).
+    pub fn entries(&self) -> Vec<(Listed, u64)> {
+        let ends = self
+            .listed
+            .iter()
+            .skip(1)
+            .map(|next| next.offset)
+            .chain([self.len - 20]);
+        self.listed.iter().copied().zip(ends).collect()
+    }
+
+    /// The pack's bytes from `from` to `to`, both within it (offsets from [`Self::entries`]).
+    pub fn read(&self, from: u64, to: u64) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        if from > to || to > self.len {
+            return Err(Error::corrupt(
+                &self.path,
+                format!("bytes {from}..{to} of a pack of {}", self.len),
+            ));
+        }
+        let len = usize::try_from(to - from)
+            .map_err(|_| Error::corrupt(&self.path, "a range larger than memory"))?;
+        let mut bytes = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut bytes, from)
+            .map_err(|source| Error::Io {
+                op: "read pack",
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(bytes)
+    }
 }
 
 #[cfg(test)]

@@ -440,3 +440,20 @@ pub fn trailer<'m>(message: &'m str, name: &str) -> Option<&'m str> {
         (key == name).then_some(value.trim())
     })
 }
+
+/// Fails the test unless `git fsck --strict` finds the repository at `path` sound.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn assert_fsck_clean(path: &Path) {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(path)
+        .args(["fsck", "--strict", "--no-dangling"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -861,17 +861,7 @@ mod tests {
             tree.get_name("a").unwrap().id(),
             tree.get_name("b").unwrap().id()
         );
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir.path())
-            .args(["fsck", "--strict"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        repo::assert_fsck_clean(dir.path());
     }
 
     #[test]
