@@ -74,6 +74,23 @@ pub(crate) fn add_version(overlay: &mut Overlay, key: Key, version: Stamped) {
     }
 }
 
+/// Takes out of `overlay` the versions of `keys` stamped `stamp` (a commit that failed after
+/// they went in), and any key left without versions.
+pub(crate) fn remove_versions<'k>(
+    overlay: &mut Overlay,
+    keys: impl IntoIterator<Item = &'k Key>,
+    stamp: &Stamp,
+) {
+    for key in keys {
+        if let Some(versions) = overlay.get_mut(key) {
+            versions.retain(|v| &v.stamp != stamp);
+            if versions.is_empty() {
+                overlay.remove(key);
+            }
+        }
+    }
+}
+
 /// What the reads of one store need to know.
 pub(crate) struct View<'a> {
     pub repo: &'a Repository,

@@ -137,3 +137,38 @@ fn a_failing_call_anywhere_in_a_commit_fails_it_cleanly_and_loses_nothing() {
         }
     }
 }
+
+/// A batch large enough to enter the overlay while its commit runs is taken out of it again
+/// when the commit fails: reads never see changes that are not committed.
+#[test]
+fn a_failed_commit_leaves_nothing_readable() {
+    let scratch = tempfile::tempdir().unwrap();
+    for op in [FsOp::Write, FsOp::Sync, FsOp::Rename] {
+        let repo = scratch.path().join(format!("{op:?}.git"));
+        let faulty = FaultyFs::new(Arc::new(StdFs));
+        let store = open(&repo, Arc::new(faulty.clone()));
+        let committed = common::put(b"kept", 1, b"1");
+        store
+            .commit(&[committed], strata_gitsync::Trigger::Manual, None)
+            .unwrap();
+        let batch: Vec<_> = (0..1_000u64)
+            .map(|i| common::put(format!("new{i}").as_bytes(), i + 2, b"2"))
+            .collect();
+        faulty.fail_nth(op, 1, errno::EIO);
+        let error = store.commit(&batch, strata_gitsync::Trigger::Manual, None);
+        assert!(error.is_err(), "{op:?}: the commit failed");
+        for key in ["new0", "new999"] {
+            assert_eq!(
+                store.get(key.as_bytes(), LATEST).unwrap(),
+                None,
+                "{op:?}: {key}"
+            );
+        }
+        assert!(store.get(b"kept", LATEST).unwrap().is_some());
+        faulty.heal();
+        store
+            .commit(&batch, strata_gitsync::Trigger::Manual, None)
+            .unwrap();
+        assert!(store.get(b"new999", LATEST).unwrap().is_some());
+    }
+}
