@@ -5,15 +5,19 @@
 //!                          and libgit2 take the same lock, so they fail or wait likewise)
 //!   refs/heads/main        read under the lock (or packed-refs): it must name `from`
 //!   main.lock              "<40 hex>\n" written and fdatasynced           (stage)
-//!   main.lock → main       renamed over the branch; refs/heads fsynced   (publish)
+//!   main.lock              read back: still what was staged              (publish)
+//!   main.lock → main       renamed over the branch; refs/heads fsynced
 //!   refs/heads/main        read back: it must name the new commit
 //! ```
 //!
-//! Every step goes through [`Fs`], so the tests that cut the power or fail a call at each file
+//! Every write goes through [`Fs`], so the tests that cut the power or fail a call at each file
 //! operation reach the branch too. A commit stages the lock while its pack's fdatasync is in
 //! flight (the two waits overlap; it saved 0.3 ms of a 2.7 ms commit) and publishes only
 //! after the pack is installed and its directory synced, so the branch never names an object
-//! that a power cut could take away.
+//! that a power cut could take away. Only packs up to 8 MiB are installed under the lock:
+//! another writer removes a lock older than ten seconds as a crash's leftover, and a lock is
+//! read back before it is renamed, so an update whose lock was taken that way fails with a
+//! conflict instead of renaming, or removing, the other's.
 //!
 //! An update that fails before the rename removes its lock and leaves the branch as it was.
 //! If the fsync of `refs/heads` fails after the rename, the update is reported failed although
@@ -37,8 +41,11 @@ pub struct BranchUpdate<'f> {
     dir: PathBuf,
     file: Option<Box<dyn FsFile>>,
     from: Option<Oid>,
-    /// Set once the lock is renamed over the branch: nothing is left to remove.
-    renamed: bool,
+    /// What [`Self::stage`] wrote into the lock.
+    staged: Option<Vec<u8>>,
+    /// Set once the lock is renamed over the branch, or found to be another's: this update
+    /// has nothing left to remove.
+    released: bool,
 }
 
 impl std::fmt::Debug for BranchUpdate<'_> {
@@ -90,12 +97,13 @@ impl<'f> BranchUpdate<'f> {
         };
         let update = BranchUpdate {
             fs,
+            staged: None,
             lock,
             branch,
             dir,
             file: Some(file),
             from,
-            renamed: false,
+            released: false,
         };
         let found = head(repo)?;
         if found != from {
@@ -119,11 +127,13 @@ impl<'f> BranchUpdate<'f> {
             .file
             .as_mut()
             .ok_or_else(|| Error::corrupt(&self.lock, "the branch's lock was already staged"))?;
-        file.append(format!("{to}\n").as_bytes())
+        let content = format!("{to}\n").into_bytes();
+        file.append(&content)
             .map_err(|e| io("write the branch's lock", e))?;
         file.sync_data()
             .map_err(|e| io("fsync the branch's lock", e))?;
         self.file = None;
+        self.staged = Some(content);
         Ok(())
     }
 
@@ -136,6 +146,18 @@ impl<'f> BranchUpdate<'f> {
                 "the branch's lock was not staged",
             ));
         }
+        let staged = self.staged.as_deref();
+        if std::fs::read(&self.lock).ok().as_deref() != staged {
+            // Removed as stale by another update (a long install could look like a crash's
+            // leftover), which may hold a lock of its own there now, empty or naming its own
+            // commit: renaming or removing that would act for it.
+            self.released = true;
+            return Err(Error::Conflict {
+                reference: BRANCH.into(),
+                expected: describe(self.from),
+                found: "the branch's lock taken over by another update".into(),
+            });
+        }
         self.fs
             .rename(&self.lock, &self.branch)
             .map_err(|source| Error::Io {
@@ -143,7 +165,7 @@ impl<'f> BranchUpdate<'f> {
                 path: self.branch.clone(),
                 source,
             })?;
-        self.renamed = true;
+        self.released = true;
         self.fs.sync_dir(&self.dir).map_err(|source| Error::Io {
             op: "fsync",
             path: self.dir.clone(),
@@ -163,7 +185,7 @@ impl<'f> BranchUpdate<'f> {
 
 impl Drop for BranchUpdate<'_> {
     fn drop(&mut self) {
-        if !self.renamed {
+        if !self.released {
             // Closed first: a lock is only ever removed once nothing writes it.
             self.file = None;
             let _ = self.fs.remove_file(&self.lock);
@@ -245,6 +267,29 @@ mod tests {
         drop(update);
         assert_eq!(head(&repo).unwrap(), Some(ids[0]));
         assert!(!repo.path().join("refs/heads/main.lock").exists());
+    }
+
+    #[test]
+    fn a_lock_taken_over_by_another_update_is_neither_renamed_nor_removed() {
+        let (_dir, repo, ids) = repo_with_commits(2);
+        let lock = repo.path().join("refs/heads/main.lock");
+        // Another update took this one's lock for a crash's leftover and holds its own there:
+        // not written yet, or staged with its own commit.
+        for other in [String::new(), format!("{}\n", ids[1])] {
+            let mut update = BranchUpdate::begin(&StdFs, &repo, None).unwrap();
+            update.stage(ids[0]).unwrap();
+            std::fs::remove_file(&lock).unwrap();
+            std::fs::write(&lock, &other).unwrap();
+            let error = update.publish(&repo, ids[0]).unwrap_err();
+            assert!(error.to_string().contains("taken over"), "{error}");
+            assert_eq!(head(&repo).unwrap(), None, "the branch did not move");
+            assert_eq!(
+                std::fs::read_to_string(&lock).unwrap(),
+                other,
+                "its lock stays"
+            );
+            std::fs::remove_file(&lock).unwrap();
+        }
     }
 
     #[test]
