@@ -405,31 +405,28 @@ impl ColdStore {
                 stage.upsert(&format!("chunks/{name}"), blob)
             })
         };
-        let written = if changes.len() >= OVERLAY_ALONGSIDE_FROM {
+        let (written, added) = if changes.len() >= OVERLAY_ALONGSIDE_FROM {
             // The batch's versions go into the overlay while the commit waits for the disk
-            // (no reader sees the overlay before the commit returns: the state is locked); a
-            // failed commit takes them out again below.
+            // (no reader sees the overlay before the commit returns: the state is locked).
             std::thread::scope(|scope| {
-                let adding = std::thread::Builder::new()
-                    .spawn_scoped(scope, || add_versions(&mut *overlay))
-                    .map_err(drop);
+                let adding =
+                    std::thread::Builder::new().spawn_scoped(scope, || add_versions(&mut *overlay));
                 let written = write();
-                let added = adding.and_then(|thread| thread.join().map_err(drop));
+                let added = adding.is_ok_and(|thread| thread.join().is_ok());
                 (written, added)
             })
         } else {
-            (write(), Err(()))
+            (write(), false)
         };
-        let written = match written {
-            (written, Ok(())) => written,
-            // No thread could be had (or a small batch): the versions go in now.
-            (written, Err(())) => {
-                add_versions(&mut st.overlay);
-                written
+        match &written {
+            // Small batches, or no thread to be had: the versions go in now (adding one twice
+            // replaces it with itself).
+            Ok(_) if !added => add_versions(&mut st.overlay),
+            Ok(_) => {}
+            // Whatever went in for a failed commit comes out again, by its stamp.
+            Err(_) => {
+                read::remove_versions(&mut st.overlay, changes.iter().map(|c| &c.key), &stamp)
             }
-        };
-        if written.is_err() {
-            read::remove_versions(&mut state.overlay, changes.iter().map(|c| &c.key), &stamp);
         }
         let id = match written {
             Ok(id) => id,
