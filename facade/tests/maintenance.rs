@@ -186,19 +186,8 @@ fn maintenance_merges_the_cold_repository_s_packs() {
     store
         .classify("doc:*", Class::new(Criticality::High))
         .unwrap();
-    let pack_dir = dir.path().join(strata::COLD_DIR).join("objects/pack");
-    let packs = || {
-        std::fs::read_dir(&pack_dir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "pack")
-            })
-            .count()
-    };
+    let cold = dir.path().join(strata::COLD_DIR);
+    let packs = || strata_gitsync::repo::packs(&cold).unwrap().len();
     let mut most = 0;
     for i in 0..45 {
         store

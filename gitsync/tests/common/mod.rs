@@ -98,16 +98,7 @@ pub fn git(repo: &Path, args: &[&str]) -> String {
 
 /// Pack files in the repository at `repo`.
 pub fn packs(repo: &Path) -> usize {
-    std::fs::read_dir(repo.join("objects/pack"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "pack")
-        })
-        .count()
+    strata_gitsync::repo::packs(repo).unwrap().len()
 }
 
 /// `git fsck --strict` must find nothing.
