@@ -5,7 +5,9 @@
 //!   the same payloads. Each sample starts a fresh WAL (or file) and keeps appending; the
 //!   timed part ends by dropping it, which hands the last buffer to the OS and closes the file
 //!   on both sides. A second baseline writes the framed bytes the WAL writes (24-byte frame
-//!   header included), to tell the format's cost from the log's. The baselines never fsync; the WAL fsyncs only when it rolls to a new
+//!   header included), to tell the format's cost from the log's. `wal` is the default, with
+//!   full buffers written by the background thread (`WalOptions::write_behind`); `wal_inline`
+//!   has the append that fills a buffer write it, to show what write-behind changes. The baselines never fsync; the WAL fsyncs only when it rolls to a new
 //!   file every 64 MiB, as it fsyncs the old one first: that is part of its cost and stays in.
 //! - `wal_durable_latency`: time per `append` of one 100 B record under `SyncPolicy::Always`
 //!   from a single writer, beside `write_all` + `fdatasync` of 100 B on a plain file.
@@ -77,8 +79,14 @@ fn scratch() -> Scratch {
 /// Opens a WAL in `dir` and writes one record durably, so its first file (created with a
 /// file fsync, a rename and a directory fsync) exists before anything is timed.
 fn open_wal(dir: &Path, sync_policy: SyncPolicy) -> Wal {
+    open_wal_with(dir, sync_policy, true)
+}
+
+/// [`open_wal`] with write-behind on or off (see `WalOptions::write_behind`).
+fn open_wal_with(dir: &Path, sync_policy: SyncPolicy, write_behind: bool) -> Wal {
     let options = WalOptions {
         sync_policy,
+        write_behind,
         ..Default::default()
     };
     let wal = Wal::open(dir.join("wal"), options).expect("open the WAL");
@@ -119,20 +127,22 @@ fn append_never(c: &mut Criterion) {
     for (label, len, count) in NEVER_CASES {
         let payload = record(len);
         group.throughput(Throughput::Bytes(len as u64 * count));
-        group.bench_with_input(BenchmarkId::new("wal", label), &payload, |b, payload| {
-            b.iter_custom(|iters| {
-                let dir = scratch();
-                let wal = open_wal(dir.path(), SyncPolicy::Never);
-                let batch = [payload.as_slice()];
-                let start = Instant::now();
-                for _ in 0..iters * count {
-                    black_box(wal.append(&batch).expect("append"));
-                }
-                // Hands the last buffer to the OS and closes the file.
-                drop(wal);
-                start.elapsed()
+        for (name, write_behind) in [("wal", true), ("wal_inline", false)] {
+            group.bench_with_input(BenchmarkId::new(name, label), &payload, |b, payload| {
+                b.iter_custom(|iters| {
+                    let dir = scratch();
+                    let wal = open_wal_with(dir.path(), SyncPolicy::Never, write_behind);
+                    let batch = [payload.as_slice()];
+                    let start = Instant::now();
+                    for _ in 0..iters * count {
+                        black_box(wal.append(&batch).expect("append"));
+                    }
+                    // Hands the last buffer to the OS and closes the file.
+                    drop(wal);
+                    start.elapsed()
+                });
             });
-        });
+        }
         group.bench_with_input(
             BenchmarkId::new("baseline_bufwriter", label),
             &payload,

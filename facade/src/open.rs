@@ -379,6 +379,9 @@ fn wire(
         let options = WalOptions {
             sync_policy: policy,
             next_lsn_floor: floor,
+            // A store that syncs after every write has no buffer for a background thread to
+            // write while appends go on: the sync right after each write takes it anyway.
+            write_behind: sync == SyncMode::LogPolicy,
             ..WalOptions::default()
         };
         (

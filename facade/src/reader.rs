@@ -41,6 +41,8 @@ pub(crate) fn log_beside_writer(
         WalOptions {
             sync_policy: SyncPolicy::Never,
             next_lsn_floor: floor.max(found.last_lsn + 1),
+            // An in-memory log: no write worth a thread of its own.
+            write_behind: false,
             ..options
         },
     )?;

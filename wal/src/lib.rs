@@ -14,6 +14,8 @@
 //! - the [`Log`] trait and two implementations: [`Wal`], the file log, and [`MemLog`], an
 //!   in-memory log for tests of the crates above;
 //! - group commit: concurrent appenders share one fsync ([`SyncPolicy`]);
+//! - write-behind under `Interval` and `Never`: a full buffer is written to the OS by a
+//!   background thread while appends go on into the next ([`WalOptions::write_behind`]);
 //! - files preallocated with zeros under point-in-time recovery, so a durable append does not
 //!   also commit a new file size ([`WalOptions::preallocate`]);
 //! - recovery with RocksDB's three modes ([`RecoveryMode`]) and a [`RecoveryReport`];
@@ -34,6 +36,7 @@
 //!   A record whose append returned an error may still become durable through that
 //!   later sync; it is never acknowledged before it is.
 
+mod behind;
 mod copy;
 mod cursor;
 mod error;

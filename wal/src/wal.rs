@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Two locks keep appenders from waiting on the disk: the append lock only guards encoding into
-//! a memory buffer, and the io lock serialises file writes. Durability waits go through the
+//! a memory buffer, and the io lock serialises file writes. Under `Interval` and `Never` a full
+//! buffer is written by a background thread (`behind` module) rather than by the append that
+//! filled it. Durability waits go through the
 //! group-commit queue (`group` module): one leader writes and fsyncs everything buffered so far
 //! for every appender waiting at that moment. The io side, with rollover and the repair after
 //! a failed write or fsync, is in the `writer` module.
@@ -21,13 +23,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::behind::{Signal, WriteBehind};
 use crate::error::{Error, Result};
 use crate::format;
 use crate::group::{CommitQueue, Turn};
 use crate::io::{Fs, StdFs};
 use crate::reader::{LogReader, ReaderFile};
 use crate::recovery::{self, RecoveryMode, RecoveryReport};
-use crate::writer::IoState;
+use crate::writer::{hand_over_limit, IoState};
 use crate::{Log, LogIter, Lsn};
 
 /// When appends are made durable.
@@ -89,6 +92,20 @@ pub struct WalOptions {
     /// sizeable part of a fast fsync; this spends CPU time to save it. Zero makes every wait
     /// sleep. Default: 250 µs.
     pub group_commit_spin: Duration,
+    /// Under `Interval` and `Never`, hand a full write buffer to a background thread that
+    /// writes it to the OS while appends go on into the next buffer, rather than making the
+    /// append that filled it wait for the write. An appender waits only when it has filled two
+    /// buffers' worth before the first was taken. A failure of a background write is returned
+    /// by the next `append`. Turn it off to have every write happen on an appending thread,
+    /// in an order a test can count on. Default: true.
+    pub write_behind: bool,
+}
+
+impl WalOptions {
+    /// True if full buffers are written by the background thread (see [`WalOptions::write_behind`]).
+    pub(crate) fn writes_behind(&self) -> bool {
+        self.write_behind && self.sync_policy != SyncPolicy::Always
+    }
 }
 
 impl Default for WalOptions {
@@ -103,6 +120,7 @@ impl Default for WalOptions {
             next_lsn_floor: 1,
             preallocate: true,
             group_commit_spin: Duration::from_micros(250),
+            write_behind: true,
         }
     }
 }
@@ -112,6 +130,7 @@ impl Default for WalOptions {
 pub struct Wal {
     pub(crate) inner: Arc<Inner>,
     ticker: Option<Ticker>,
+    writer: Option<WriteBehind>,
     report: RecoveryReport,
 }
 
@@ -131,6 +150,8 @@ pub(crate) struct Inner {
     last_sync_nanos: AtomicU64,
     /// Set once a failure cannot be repaired; every later call fails with it.
     pub(crate) stopped: OnceLock<String>,
+    /// Shared with the write-behind thread, once it runs (see the `behind` module).
+    pub(crate) behind: OnceLock<Arc<Signal>>,
 }
 
 /// Everything the append lock guards.
@@ -203,15 +224,25 @@ impl Wal {
             commits: CommitQueue::new(options.group_commit_spin),
             last_sync_nanos: AtomicU64::new(0),
             stopped: OnceLock::new(),
+            behind: OnceLock::new(),
             options,
         });
         let ticker = match inner.options.sync_policy {
             SyncPolicy::Interval(every) => Some(Ticker::start(Arc::downgrade(&inner), every)),
             _ => None,
         };
+        let mut writer = None;
+        if inner.options.writes_behind() {
+            let signal = Arc::new(Signal::default());
+            writer = WriteBehind::start(Arc::downgrade(&inner), Arc::clone(&signal));
+            if writer.is_some() {
+                let _ = inner.behind.set(signal);
+            }
+        }
         Ok(Wal {
             inner,
             ticker,
+            writer,
             report: recovered.report,
         })
     }
@@ -266,18 +297,26 @@ impl Wal {
 
     /// Makes everything appended durable, stops the interval thread and closes the log.
     pub fn close(mut self) -> Result<Lsn> {
+        self.stop_threads();
+        self.inner.sync()
+    }
+}
+
+impl Wal {
+    /// Stops the interval and write-behind threads; from here on only the caller writes.
+    fn stop_threads(&mut self) {
         if let Some(ticker) = self.ticker.take() {
             ticker.stop();
         }
-        self.inner.sync()
+        if let Some(writer) = self.writer.take() {
+            writer.stop();
+        }
     }
 }
 
 impl Drop for Wal {
     fn drop(&mut self) {
-        if let Some(ticker) = self.ticker.take() {
-            ticker.stop();
-        }
+        self.stop_threads();
         // Hand buffered records to the OS so a clean exit keeps them even under `Never`;
         // durability was promised only by the policy, so errors here have no one to go to.
         let mut io = lock(&self.inner.io);
@@ -351,9 +390,22 @@ impl Inner {
                 self.sync_to(last, true)?;
             }
             SyncPolicy::Interval(_) | SyncPolicy::Never => {
+                let behind = self.behind.get();
                 if buffered >= self.options.write_buffer_size {
-                    let mut io = lock(&self.io);
-                    self.write_out(&mut io, false)?;
+                    match behind.filter(|b| b.running()) {
+                        Some(behind) => {
+                            behind.hand_over(buffered, hand_over_limit(&self.options), || {
+                                lock(&self.append).buffer.len()
+                            });
+                        }
+                        None => {
+                            let mut io = lock(&self.io);
+                            self.write_out(&mut io, false)?;
+                        }
+                    }
+                }
+                if let Some(failure) = behind.and_then(|b| b.take_failure()) {
+                    return Err(failure);
                 }
             }
         }
@@ -379,6 +431,12 @@ impl Inner {
                     self.write_out(&mut io, true)?;
                     let took = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
                     self.last_sync_nanos.store(took, Ordering::Relaxed);
+                }
+                if let (Some(behind), None) = (self.behind.get(), &io.broken) {
+                    // Under the io lock, so no background write is under way, and with no
+                    // failure left to repair: whatever a background write failed to write,
+                    // a sync has since rewritten and made durable.
+                    behind.clear_failure();
                 }
                 leadership.succeeded();
                 Ok(io.synced)

@@ -53,7 +53,19 @@ const MAX_BUFFER_CAPACITY: usize = 16 << 20;
 /// not reallocated (and copied) when full.
 pub(crate) fn buffer_capacity(options: &crate::WalOptions) -> usize {
     let size = options.write_buffer_size;
-    size.saturating_add(size / 4).min(MAX_BUFFER_CAPACITY)
+    let full = if options.writes_behind() {
+        hand_over_limit(options)
+    } else {
+        size
+    };
+    full.saturating_add(size / 4).min(MAX_BUFFER_CAPACITY)
+}
+
+/// Under write-behind, the buffered bytes at which an appender waits for the writer thread to
+/// take the buffer (see the `behind` module): two buffers' worth, so appends fill one while
+/// the other is written.
+pub(crate) fn hand_over_limit(options: &crate::WalOptions) -> usize {
+    options.write_buffer_size.saturating_mul(2)
 }
 
 /// Encoded frames of whole batches, handed from the append side to the io side.
@@ -162,6 +174,17 @@ impl IoState {
 impl Inner {
     /// Moves buffered records into files and, if `sync`, makes them durable.
     pub(crate) fn write_out(&self, io: &mut IoState, sync: bool) -> Result<()> {
+        self.write_out_then(io, sync, || {})
+    }
+
+    /// [`Inner::write_out`], calling `taken` once the append buffer has moved to the io side
+    /// and before any file is written, so appenders held back by a full buffer can go on.
+    pub(crate) fn write_out_then(
+        &self,
+        io: &mut IoState,
+        sync: bool,
+        taken: impl FnOnce(),
+    ) -> Result<()> {
         if let Some(reason) = self.stopped.get() {
             return Err(Error::Stopped(reason.clone()));
         }
@@ -169,6 +192,7 @@ impl Inner {
             io.pending_bytes += chunk.bytes.len();
             io.pending.push(chunk);
         }
+        taken();
         self.write_pending(io, sync).map_err(|error| {
             if matches!(error, Error::Stopped(_)) {
                 return error;
@@ -343,7 +367,7 @@ impl Inner {
         for chunk in io.pending.drain(..count) {
             io.pending_bytes -= chunk.bytes.len();
             if state.spare.len() < SPARE_BUFFERS
-                && chunk.bytes.capacity() <= self.options.write_buffer_size.saturating_mul(2)
+                && chunk.bytes.capacity() <= buffer_capacity(&self.options)
             {
                 let mut bytes = chunk.bytes;
                 bytes.clear();

@@ -224,6 +224,8 @@ fn a_failed_sync_after_more_than_the_retained_bytes_stops_the_log_until_reopened
         max_file_size: 400,
         write_buffer_size: 128,
         retain_unsynced_bytes: 256,
+        // The armed fault must meet the sync below, not a write running in the background.
+        write_behind: false,
         ..WalOptions::default()
     };
     let wal = Wal::open_with_fs(Arc::new(fs.clone()), common::DIR, options).unwrap();
@@ -292,4 +294,42 @@ fn a_failed_preallocation_or_trim_loses_nothing_acknowledged() {
         failed_appends > 0 && failed_appends < fired_cases,
         "{failed_appends} failed appends in {fired_cases} cases"
     );
+}
+
+/// Under write-behind the background thread meets the failure: the next append reports it,
+/// the file that failed is never touched again, and the next sync puts every record, those
+/// of the failed write included, into a fresh file.
+#[test]
+fn a_failed_background_write_is_reported_and_its_records_rewritten() {
+    for (op, nth) in [(FsOp::Write, 3), (FsOp::Create, 2), (FsOp::Rename, 2)] {
+        let what = format!("{op:?} #{nth} in the background");
+        let base = MemFs::new();
+        let fs = FaultyFs::new(Arc::new(base.clone()));
+        let options = WalOptions {
+            sync_policy: SyncPolicy::Never,
+            max_file_size: 2_000,
+            write_buffer_size: 256,
+            ..WalOptions::default()
+        };
+        let wal = Wal::open_with_fs(Arc::new(fs.clone()), common::DIR, options).unwrap();
+        fs.fail_nth(op, nth, errno::EIO);
+        let appended: Vec<Vec<u8>> = (0..400).map(|i| common::payload(i, 60)).collect();
+        let mut reported = Vec::new();
+        for (i, record) in appended.iter().enumerate() {
+            if let Err(e) = wal.append(&[record]) {
+                assert!(matches!(e, Error::NotDurable { .. }), "{what}: {e}");
+                reported.push(i);
+            }
+        }
+        assert_eq!(reported.len(), 1, "{what}: reported once: {reported:?}");
+        assert!(
+            fs.events().iter().any(|event| event.failed),
+            "{what}: the fault fired"
+        );
+        assert_eq!(wal.sync().unwrap(), 400, "{what}");
+        assert_failed_files_abandoned(&fs, &what);
+        // Every record was appended, the one whose append reported the failure included.
+        let acked: Vec<(u64, usize)> = (1..=400).map(|lsn| (lsn, lsn as usize - 1)).collect();
+        verify_after_power_loss(&base, &acked, &appended, &what);
+    }
 }
