@@ -20,15 +20,17 @@
 //! A write that fails on the writer thread is handled as any failed write: the file is
 //! abandoned, the records stay pending, and the next write or sync puts them into a fresh
 //! file. The error goes to the next `append`, so the failure is reported rather than
-//! swallowed; a sync that succeeds before anyone appends makes it moot and clears it.
+//! swallowed; an fsync that makes every record appended before the failure durable, before
+//! anyone appends, makes it moot and clears it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::Error;
 use crate::wal::{lock, Inner};
+use crate::Lsn;
 
 /// How long a wait sleeps before it looks again by itself. Every wake-up it needs is sent;
 /// this only bounds the cost of one that goes astray.
@@ -50,6 +52,9 @@ pub(crate) struct Signal {
     failed: AtomicBool,
     /// The writer thread has ended (stopped, or by a panic): appenders write for themselves.
     ended: AtomicBool,
+    /// Append buffers taken by the io side so far, by the writer thread or anyone else.
+    /// Counted under the append lock.
+    takes: AtomicU64,
     state: Mutex<State>,
     /// Wakes the writer.
     wake: Condvar,
@@ -60,7 +65,9 @@ pub(crate) struct Signal {
 #[derive(Debug, Default)]
 struct State {
     stop: bool,
-    failure: Option<Error>,
+    /// A background write's failure nobody has been told of yet, with the last LSN appended
+    /// when it happened: once that LSN is durable, the failure is moot.
+    failure: Option<(Error, Lsn)>,
 }
 
 impl WriteBehind {
@@ -120,24 +127,20 @@ fn run(inner: &Weak<Inner>, signal: &Signal) {
         }
         let Some(inner) = inner.upgrade() else { return };
         let mut io = lock(&inner.io);
-        let result = inner.write_out_then(&mut io, false, || signal.notify_taken());
-        drop(io);
-        if let Err(error) = result {
-            signal.fail(error);
+        if let Err(error) = inner.write_out(&mut io, false) {
+            // Still under the io lock: no sync can repair the failure and look for it to
+            // clear before it is stored.
+            let upto = lock(&inner.append).next_lsn - 1;
+            signal.fail(error, upto);
         }
     }
 }
 
 impl Signal {
     /// Called by an appender that left `buffered` bytes in the buffer, at least
-    /// `write_buffer_size`: asks the writer to take them, and waits while the buffer holds
-    /// `limit` bytes or more until it has. `buffered_now` reads the buffer's length.
-    pub(crate) fn hand_over(
-        &self,
-        buffered: usize,
-        limit: usize,
-        buffered_now: impl Fn() -> usize,
-    ) {
+    /// `write_buffer_size`, when [`Signal::takes`] said `takes_seen`: asks the writer to take
+    /// them and, if they are `limit` bytes or more, waits until that buffer has been taken.
+    pub(crate) fn hand_over(&self, buffered: usize, limit: usize, takes_seen: u64) {
         if !self.requested.swap(true, Ordering::AcqRel) {
             // Under the lock, so the writer cannot check the flag and then sleep through this.
             let _state = lock(&self.state);
@@ -147,12 +150,12 @@ impl Signal {
             return;
         }
         let mut state = lock(&self.state);
-        // The length is read under the state lock and `notify_taken` needs it too: a take
-        // after this read wakes this wait.
+        // The count is read under the state lock, which `notify_taken` takes after counting:
+        // a take after this read wakes this wait.
         while !state.stop
             && !self.failed.load(Ordering::Acquire)
             && !self.ended.load(Ordering::Acquire)
-            && buffered_now() >= limit
+            && self.takes.load(Ordering::Acquire) == takes_seen
         {
             state = self
                 .taken
@@ -166,16 +169,30 @@ impl Signal {
         !self.ended.load(Ordering::Acquire)
     }
 
-    fn notify_taken(&self) {
+    /// Append buffers taken so far; read under the append lock, it counts every take of a
+    /// buffer that held the records appended so far.
+    pub(crate) fn takes(&self) -> u64 {
+        self.takes.load(Ordering::Acquire)
+    }
+
+    /// Counts a take of the append buffer; called under the append lock.
+    pub(crate) fn count_take(&self) {
+        self.takes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Wakes the appenders waiting for a take, once it is counted.
+    pub(crate) fn notify_taken(&self) {
         let _state = lock(&self.state);
         self.taken.notify_all();
     }
 
-    fn fail(&self, error: Error) {
+    fn fail(&self, error: Error, upto: Lsn) {
         let mut state = lock(&self.state);
-        // The first failure is the cause; a later one is usually its echo.
-        if state.failure.is_none() {
-            state.failure = Some(error);
+        match &mut state.failure {
+            // The first failure is the cause; a later one is usually its echo, but the records
+            // it left undurable reach further.
+            Some((_, reach)) => *reach = (*reach).max(upto),
+            None => state.failure = Some((error, upto)),
         }
         self.failed.store(true, Ordering::Release);
         self.taken.notify_all();
@@ -188,15 +205,22 @@ impl Signal {
         }
         let mut state = lock(&self.state);
         self.failed.store(false, Ordering::Release);
-        state.failure.take()
+        state.failure.take().map(|(error, _)| error)
     }
 
-    /// Forgets an unreported failure: a sync has since made every record durable.
-    pub(crate) fn clear_failure(&self) {
+    /// Forgets an unreported failure once every record appended before it is durable:
+    /// `durable` is the log's durable LSN, read under the io lock.
+    pub(crate) fn clear_failure(&self, durable: Lsn) {
         if self.failed.load(Ordering::Acquire) {
             let mut state = lock(&self.state);
-            self.failed.store(false, Ordering::Release);
-            state.failure = None;
+            if state
+                .failure
+                .as_ref()
+                .is_some_and(|(_, upto)| *upto <= durable)
+            {
+                self.failed.store(false, Ordering::Release);
+                state.failure = None;
+            }
         }
     }
 }

@@ -367,7 +367,8 @@ impl Inner {
                 max,
             });
         }
-        let (last, buffered) = {
+        let behind = self.behind.get();
+        let (last, buffered, takes_seen) = {
             let mut state = lock(&self.append);
             let first = state.next_lsn;
             if state.buffer.is_empty() {
@@ -382,7 +383,8 @@ impl Inner {
                 );
             }
             state.next_lsn += batch.len() as u64;
-            (state.next_lsn - 1, state.buffer.len())
+            let takes_seen = behind.map_or(0, |b| b.takes());
+            (state.next_lsn - 1, state.buffer.len(), takes_seen)
         };
         self.commits.note_append();
         match self.options.sync_policy {
@@ -390,13 +392,10 @@ impl Inner {
                 self.sync_to(last, true)?;
             }
             SyncPolicy::Interval(_) | SyncPolicy::Never => {
-                let behind = self.behind.get();
                 if buffered >= self.options.write_buffer_size {
                     match behind.filter(|b| b.running()) {
                         Some(behind) => {
-                            behind.hand_over(buffered, hand_over_limit(&self.options), || {
-                                lock(&self.append).buffer.len()
-                            });
+                            behind.hand_over(buffered, hand_over_limit(&self.options), takes_seen);
                         }
                         None => {
                             let mut io = lock(&self.io);
@@ -431,12 +430,6 @@ impl Inner {
                     self.write_out(&mut io, true)?;
                     let took = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
                     self.last_sync_nanos.store(took, Ordering::Relaxed);
-                }
-                if let (Some(behind), None) = (self.behind.get(), &io.broken) {
-                    // Under the io lock, so no background write is under way, and with no
-                    // failure left to repair: whatever a background write failed to write,
-                    // a sync has since rewritten and made durable.
-                    behind.clear_failure();
                 }
                 leadership.succeeded();
                 Ok(io.synced)

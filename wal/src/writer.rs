@@ -174,25 +174,17 @@ impl IoState {
 impl Inner {
     /// Moves buffered records into files and, if `sync`, makes them durable.
     pub(crate) fn write_out(&self, io: &mut IoState, sync: bool) -> Result<()> {
-        self.write_out_then(io, sync, || {})
-    }
-
-    /// [`Inner::write_out`], calling `taken` once the append buffer has moved to the io side
-    /// and before any file is written, so appenders held back by a full buffer can go on.
-    pub(crate) fn write_out_then(
-        &self,
-        io: &mut IoState,
-        sync: bool,
-        taken: impl FnOnce(),
-    ) -> Result<()> {
         if let Some(reason) = self.stopped.get() {
             return Err(Error::Stopped(reason.clone()));
         }
         if let Some(chunk) = self.take_buffer() {
             io.pending_bytes += chunk.bytes.len();
             io.pending.push(chunk);
+            if let Some(behind) = self.behind.get() {
+                // Before any file is written: appenders held back by a full buffer go on.
+                behind.notify_taken();
+            }
         }
-        taken();
         self.write_pending(io, sync).map_err(|error| {
             if matches!(error, Error::Stopped(_)) {
                 return error;
@@ -223,6 +215,10 @@ impl Inner {
             last: state.next_lsn - 1,
         };
         state.buffer_first = state.next_lsn;
+        if let Some(behind) = self.behind.get() {
+            // Under the append lock, so an appender's count read under it is exact.
+            behind.count_take();
+        }
         Some(chunk)
     }
 
@@ -341,6 +337,10 @@ impl Inner {
         let written = io.written;
         self.recycle(io, written);
         self.synced.store(io.synced, Ordering::Release);
+        if let Some(behind) = self.behind.get() {
+            // A background write's failure that this fsync made moot is not reported.
+            behind.clear_failure(io.synced);
+        }
         Ok(())
     }
 

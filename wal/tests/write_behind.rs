@@ -39,6 +39,8 @@ fn appends_from_several_threads_keep_every_record_in_order() {
     for policy in [
         SyncPolicy::Never,
         SyncPolicy::Interval(Duration::from_secs(3600)),
+        // The interval thread syncs alongside the writer thread.
+        SyncPolicy::Interval(Duration::from_millis(1)),
     ] {
         let fs = MemFs::new();
         let wal =
@@ -154,4 +156,63 @@ fn an_appender_waits_once_it_has_filled_two_buffers() {
     );
     assert_eq!(wal.sync().unwrap(), 200);
     assert_eq!(common::read_all(&wal).len(), 200);
+}
+
+#[test]
+fn a_zero_buffer_size_writes_every_append_and_never_stalls() {
+    let fs = MemFs::new();
+    let wal = Wal::open_with_fs(
+        Arc::new(fs.clone()),
+        common::DIR,
+        options(SyncPolicy::Never, 0),
+    )
+    .unwrap();
+    let appended: Vec<(u64, Vec<u8>)> = (1..=50)
+        .map(|lsn| (lsn, common::payload(lsn, 40)))
+        .collect();
+    for (lsn, record) in &appended {
+        assert_eq!(wal.append(&[record]).unwrap(), *lsn);
+    }
+    assert!(common::read_all(&wal) == appended);
+}
+
+/// If the writer thread dies (here: a panic in a file operation it makes), appends write full
+/// buffers themselves, and nothing appended is lost.
+#[test]
+fn appends_carry_on_without_a_writer_thread_that_died() {
+    let base = MemFs::new();
+    let fs = FaultyFs::new(Arc::new(base.clone()));
+    let wal = Wal::open_with_fs(
+        Arc::new(fs.clone()),
+        common::DIR,
+        options(SyncPolicy::Never, 256),
+    )
+    .unwrap();
+    let panicked = Arc::new(AtomicBool::new(false));
+    let first = Arc::clone(&panicked);
+    fs.before_each(Arc::new(move |_| {
+        let on_writer = std::thread::current().name() == Some("strata-wal-writer");
+        if on_writer && !first.swap(true, Ordering::AcqRel) {
+            panic!("the writer thread dies here, as a test");
+        }
+    }));
+    let appended: Vec<(u64, Vec<u8>)> = (1..=400)
+        .map(|lsn| (lsn, common::payload(lsn, 60)))
+        .collect();
+    for (lsn, record) in &appended {
+        assert_eq!(wal.append(&[record]).unwrap(), *lsn);
+    }
+    assert!(
+        panicked.load(Ordering::Acquire),
+        "the writer thread panicked"
+    );
+    assert_eq!(wal.sync().unwrap(), 400);
+    assert!(common::read_all(&wal) == appended);
+    drop(wal);
+    let after = common::open_mem(
+        &base.crash(CrashMode::DropUnsynced),
+        RecoveryMode::PointInTime,
+    )
+    .unwrap();
+    assert!(common::read_all(&after) == appended);
 }
