@@ -7,7 +7,9 @@
 //!   on both sides. A second baseline writes the framed bytes the WAL writes (24-byte frame
 //!   header included), to tell the format's cost from the log's. `wal` is the default, with
 //!   full buffers written by the background thread (`WalOptions::write_behind`); `wal_inline`
-//!   has the append that fills a buffer write it, to show what write-behind changes. The baselines never fsync; the WAL fsyncs only when it rolls to a new
+//!   has the append that fills a buffer write it, to show what write-behind changes. A third
+//!   baseline encodes each frame (LSN and checksums) before writing it, on one thread and
+//!   without a lock: the format's own cost. The baselines never fsync; the WAL fsyncs only when it rolls to a new
 //!   file every 64 MiB, as it fsyncs the old one first: that is part of its cost and stays in.
 //! - `wal_durable_latency`: time per `append` of one 100 B record under `SyncPolicy::Always`
 //!   from a single writer, beside `write_all` + `fdatasync` of 100 B on a plain file.
@@ -157,8 +159,39 @@ fn append_never(c: &mut Criterion) {
             &framed,
             |b, framed| bufwriter_loop(b, framed, count, buffer_size),
         );
+        // The same loop encoding each frame (LSN, both checksums) before writing it, on one
+        // thread with no lock: what the format alone costs a log that writes inline.
+        group.bench_with_input(
+            BenchmarkId::new("baseline_bufwriter_encoded", label),
+            &payload,
+            |b, payload| encoding_bufwriter_loop(b, payload, count, buffer_size),
+        );
     }
     group.finish();
+}
+
+/// [`bufwriter_loop`] writing each record as a frame encoded on the spot.
+fn encoding_bufwriter_loop(
+    b: &mut criterion::Bencher<'_>,
+    payload: &[u8],
+    count: u64,
+    buffer_size: usize,
+) {
+    b.iter_custom(|iters| {
+        let dir = scratch();
+        let mut out = buffered_appender(&dir.path().join("plain.log"), buffer_size)
+            .expect("create the baseline file");
+        let mut frame = Vec::with_capacity(payload.len() + strata_wal::format::FRAME_HEADER_LEN);
+        let start = Instant::now();
+        for lsn in 1..=iters * count {
+            frame.clear();
+            strata_wal::format::encode_frame(&mut frame, lsn, true, black_box(payload));
+            out.write_all(&frame).expect("write");
+        }
+        out.flush().expect("flush");
+        drop(out);
+        start.elapsed()
+    });
 }
 
 /// The buffered-append baseline: `count` writes of `record` per iteration into a fresh file
