@@ -36,6 +36,10 @@ use crate::Lsn;
 /// this only bounds the cost of one that goes astray.
 const WAIT_BACKSTOP: Duration = Duration::from_millis(50);
 
+/// The same for the writer thread while it has nothing to do: long, so an idle log does not
+/// wake a thread many times a second.
+const IDLE_BACKSTOP: Duration = Duration::from_secs(1);
+
 /// The background writer thread; stopped and joined by [`WriteBehind::stop`].
 #[derive(Debug)]
 pub(crate) struct WriteBehind {
@@ -121,7 +125,7 @@ fn run(inner: &Weak<Inner>, signal: &Signal) {
                 }
                 state = signal
                     .wake
-                    .wait_timeout(state, WAIT_BACKSTOP)
+                    .wait_timeout(state, IDLE_BACKSTOP)
                     .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard);
             }
         }
