@@ -135,22 +135,57 @@ pub fn decode_file_header(header: &[u8; FILE_HEADER_LEN]) -> Result<FileHeader, 
 /// Appends one frame for `payload` to `out`.
 pub fn encode_frame(out: &mut Vec<u8>, lsn: Lsn, batch_end: bool, payload: &[u8]) {
     let start = out.len();
-    // Bytes 4..20 (length, LSN, flags, reserved), built as one 16-byte value: hashing bytes
-    // just stored one field at a time would stall on the store buffer, a sizeable part of
-    // encoding a small record. Payload lengths are checked against `max_record_len` (< 4 GiB)
-    // before encoding.
+    encode_unsealed_frame(out, lsn, batch_end, payload);
+    seal_frames(out, &[start]);
+}
+
+/// Appends one frame for `payload` to `out` with both checksums left zero: a frame that
+/// [`seal_frames`] must complete before anything reads or writes it.
+///
+/// Appending and checksumming apart lets a writer checksum several small frames at once.
+/// One frame's checksum is a chain of dependent carry-less multiplies; several independent
+/// chains overlap in the CPU, which makes a 100-byte frame about twice as cheap to seal.
+pub fn encode_unsealed_frame(out: &mut Vec<u8>, lsn: Lsn, batch_end: bool, payload: &[u8]) {
+    // Payload lengths are checked against `max_record_len` (< 4 GiB) before encoding.
     let flags = if batch_end { FLAG_BATCH_END } else { 0 };
-    let body = (u128::from(payload.len() as u32) | u128::from(lsn) << 32 | u128::from(flags) << 96)
-        .to_le_bytes();
-    let header_crc = crc32fast::hash(&body);
-    let mut hasher = crc32fast::Hasher::new_with_initial_len(header_crc, body.len() as u64);
-    hasher.update(payload);
+    let body = u128::from(payload.len() as u32) | u128::from(lsn) << 32 | u128::from(flags) << 96;
     out.reserve(FRAME_HEADER_LEN + payload.len());
-    out.extend_from_slice(&hasher.finalize().to_le_bytes());
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&header_crc.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&body.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(payload);
-    debug_assert_eq!(out.len() - start, FRAME_HEADER_LEN + payload.len());
+}
+
+/// How many frames [`seal_frames`] checksums side by side.
+pub const SEAL_GROUP: usize = 4;
+
+/// Fills in the checksums of the unsealed frames that start at `starts` in `buf`.
+///
+/// Each frame's two checksums are computed from its bytes 4..20 and its payload, and stored
+/// at bytes 0..4 and 20..24. Frames are taken [`SEAL_GROUP`] at a time, every checksum of a
+/// group computed before any is stored, so that the group's chains run side by side.
+///
+/// # Panics
+/// If a start or a frame's length runs past `buf`: the caller passes only frames it
+/// encoded itself.
+pub fn seal_frames(buf: &mut [u8], starts: &[usize]) {
+    for group in starts.chunks(SEAL_GROUP) {
+        let mut crcs = [(0u32, 0u32); SEAL_GROUP];
+        for (crc, &start) in crcs.iter_mut().zip(group) {
+            crc.0 = crc32fast::hash(&buf[start + 4..start + 20]);
+        }
+        for (crc, &start) in crcs.iter_mut().zip(group) {
+            let len = read_u32(&buf[start..start + FRAME_HEADER_LEN], 4) as usize;
+            let payload = start + FRAME_HEADER_LEN;
+            let mut hasher = crc32fast::Hasher::new_with_initial_len(crc.0, 16);
+            hasher.update(&buf[payload..payload + len]);
+            crc.1 = hasher.finalize();
+        }
+        for (crc, &start) in crcs.iter().zip(group) {
+            buf[start..start + 4].copy_from_slice(&crc.1.to_le_bytes());
+            buf[start + 20..start + 24].copy_from_slice(&crc.0.to_le_bytes());
+        }
+    }
 }
 
 /// A frame header whose own checksum passed.
@@ -262,6 +297,30 @@ mod tests {
             let mut bad = header;
             bad[bit / 8] ^= 1 << (bit % 8);
             assert!(decode_file_header(&bad).is_err(), "bit {bit}");
+        }
+    }
+
+    /// Frames sealed a group at a time, across whole and partial groups and any payload size,
+    /// are byte for byte the frames encoded one by one.
+    #[test]
+    fn frames_sealed_in_groups_equal_frames_encoded_one_by_one() {
+        let payloads: Vec<Vec<u8>> = [0usize, 1, 15, 16, 100, 127, 128, 300, 4096, 5, 7]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| (0..len).map(|b| (b * 31 + i) as u8).collect())
+            .collect();
+        for count in 0..=payloads.len() {
+            let mut one_by_one = vec![0x55];
+            let mut grouped = vec![0x55];
+            let mut starts = Vec::new();
+            for (i, payload) in payloads[..count].iter().enumerate() {
+                let lsn = 1000 + i as u64;
+                encode_frame(&mut one_by_one, lsn, i % 3 == 0, payload);
+                starts.push(grouped.len());
+                encode_unsealed_frame(&mut grouped, lsn, i % 3 == 0, payload);
+            }
+            seal_frames(&mut grouped, &starts);
+            assert_eq!(grouped, one_by_one, "{count} frames");
         }
     }
 

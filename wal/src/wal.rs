@@ -163,6 +163,27 @@ pub(crate) struct AppendState {
     pub(crate) buffer_first: Lsn,
     /// Emptied chunk buffers, reused so appends do not keep touching fresh memory.
     pub(crate) spare: Vec<Vec<u8>>,
+    /// Where the frames in `buffer` still without checksums start: fewer than
+    /// [`format::SEAL_GROUP`] of them, sealed before the buffer leaves this state.
+    pub(crate) unsealed: Vec<usize>,
+}
+
+impl AppendState {
+    /// Appends a frame, checksumming frames a group at a time (see
+    /// [`format::encode_unsealed_frame`]).
+    fn push_frame(&mut self, lsn: Lsn, batch_end: bool, payload: &[u8]) {
+        self.unsealed.push(self.buffer.len());
+        format::encode_unsealed_frame(&mut self.buffer, lsn, batch_end, payload);
+        if self.unsealed.len() == format::SEAL_GROUP {
+            self.seal();
+        }
+    }
+
+    /// Checksums every frame in `buffer` still without one.
+    pub(crate) fn seal(&mut self) {
+        format::seal_frames(&mut self.buffer, &self.unsealed);
+        self.unsealed.clear();
+    }
 }
 
 impl Wal {
@@ -214,6 +235,7 @@ impl Wal {
                 buffer: Vec::with_capacity(crate::writer::buffer_capacity(&options)),
                 buffer_first: recovered.next_lsn,
                 spare: Vec::new(),
+                unsealed: Vec::with_capacity(format::SEAL_GROUP),
             }),
             io: Mutex::new(IoState::new(
                 recovered.files,
@@ -375,12 +397,7 @@ impl Inner {
                 state.buffer_first = first;
             }
             for (i, record) in batch.iter().enumerate() {
-                format::encode_frame(
-                    &mut state.buffer,
-                    first + i as u64,
-                    i + 1 == batch.len(),
-                    record,
-                );
+                state.push_frame(first + i as u64, i + 1 == batch.len(), record);
             }
             state.next_lsn += batch.len() as u64;
             let takes_seen = behind.map_or(0, |b| b.takes());

@@ -204,6 +204,7 @@ impl Inner {
         if state.buffer.is_empty() {
             return None;
         }
+        state.seal();
         let fresh = state
             .spare
             .pop()
