@@ -44,9 +44,13 @@ use crate::error::{Error, Result};
 
 /// A pack built in memory, with what its index needs.
 pub struct Pack {
-    /// The whole `.pack` file.
-    pub bytes: Vec<u8>,
-    /// Each object's id, offset in `bytes` and CRC32 of its packed bytes, in packing order.
+    /// The `.pack` file as consecutive pieces: the header, each run of entries as it was
+    /// encoded, the trailer. Written one after another, never copied into one buffer: for a
+    /// fold's pack of several MiB that copy, into memory the kernel must first zero, cost more
+    /// than writing it.
+    pieces: Vec<Vec<u8>>,
+    len: u64,
+    /// Each object's id, offset in the file and CRC32 of its packed bytes, in packing order.
     entries: Vec<(Oid, u64, u32)>,
     checksum: [u8; 20],
 }
@@ -55,6 +59,22 @@ impl Pack {
     /// `pack-<hex of the trailer>`, git's name for it.
     pub fn name(&self) -> String {
         pack_name(&self.checksum)
+    }
+
+    /// The `.pack` file's size.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The `.pack` file's bytes, in pieces to write in order.
+    pub fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        self.pieces.iter().map(Vec::as_slice)
+    }
+
+    /// The whole `.pack` file in one buffer.
+    #[cfg(test)]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.pieces.concat()
     }
 }
 
@@ -74,7 +94,7 @@ pub fn build<'a>(
     objects: impl ExactSizeIterator<Item = (ObjectType, Oid, &'a [u8])>,
 ) -> std::io::Result<Pack> {
     let entries = objects.map(|(kind, id, data)| (Stored::Whole(kind), id, data));
-    assemble(vec![encode(entries, |data, out| {
+    assemble(vec![encode(entries, 0, |data, out| {
         store(data, out);
         Ok(())
     })?])
@@ -115,7 +135,15 @@ where
     crate::parallel::in_runs(
         entries,
         parallel_from,
-        |run: &[(Stored, Oid, &[u8])]| encode(run.iter().copied(), body()),
+        |run: &[(Stored, Oid, &[u8])]| {
+            // Sized once for the stored form (the largest a body writes): grown by doubling, a
+            // run's buffer would be copied and would touch fresh memory at each step.
+            let capacity = run
+                .iter()
+                .map(|(_, _, data)| STORED_OVERHEAD + data.len() + data.len() / 65_535 * 5)
+                .sum();
+            encode(run.iter().copied(), capacity, body())
+        },
         || Err(std::io::Error::other("a packing thread panicked")),
     )
     .into_iter()
@@ -129,12 +157,18 @@ pub struct Part {
     pub(crate) entries: Vec<(Oid, u64, u32)>,
 }
 
-/// Encodes `objects` as consecutive pack entries; see [`build_with`].
+/// An entry's bytes besides its content in the stored form, at most: a 10-byte header, a
+/// delta's 20-byte base id, zlib's 2-byte header and 4-byte checksum, one block's 5 bytes.
+const STORED_OVERHEAD: usize = 10 + 20 + 2 + 4 + 5;
+
+/// Encodes `objects` as consecutive pack entries, into a buffer of `capacity` bytes to start
+/// with.
 pub fn encode<'a>(
     objects: impl Iterator<Item = (Stored, Oid, &'a [u8])>,
+    capacity: usize,
     mut body: impl FnMut(&[u8], &mut Vec<u8>) -> std::io::Result<()>,
 ) -> std::io::Result<Part> {
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(capacity);
     let mut entries = Vec::new();
     for (kind, id, data) in objects {
         let type_bits: u8 = match kind {
@@ -171,10 +205,15 @@ pub fn assemble(parts: Vec<Part>) -> std::io::Result<Pack> {
     let count: usize = parts.iter().map(|p| p.entries.len()).sum();
     let count = u32::try_from(count)
         .map_err(|_| std::io::Error::other("more objects than a pack can count"))?;
-    let mut pack = Vec::with_capacity(12 + parts.iter().map(|p| p.bytes.len()).sum::<usize>() + 20);
-    pack.extend_from_slice(b"PACK");
-    pack.extend_from_slice(&2u32.to_be_bytes());
-    pack.extend_from_slice(&count.to_be_bytes());
+    let mut header = Vec::with_capacity(12);
+    header.extend_from_slice(b"PACK");
+    header.extend_from_slice(&2u32.to_be_bytes());
+    header.extend_from_slice(&count.to_be_bytes());
+    let mut hasher = Sha1::new();
+    hasher.update(&header);
+    let mut len = header.len() as u64;
+    let mut pieces = Vec::with_capacity(parts.len() + 2);
+    pieces.push(header);
     let mut entries = Vec::with_capacity(count as usize);
     let mut ids = std::collections::HashSet::with_capacity(count as usize);
     for part in parts {
@@ -184,18 +223,20 @@ pub fn assemble(parts: Vec<Part>) -> std::io::Result<Pack> {
                 "object {id} twice in one pack"
             )));
         }
-        let base = pack.len() as u64;
         entries.extend(
             part.entries
                 .into_iter()
-                .map(|(id, offset, crc)| (id, base + offset, crc)),
+                .map(|(id, offset, crc)| (id, len + offset, crc)),
         );
-        pack.extend_from_slice(&part.bytes);
+        hasher.update(&part.bytes);
+        len += part.bytes.len() as u64;
+        pieces.push(part.bytes);
     }
-    let checksum: [u8; 20] = Sha1::digest(&pack).into();
-    pack.extend_from_slice(&checksum);
+    let checksum: [u8; 20] = hasher.finalize().into();
+    pieces.push(checksum.to_vec());
     Ok(Pack {
-        bytes: pack,
+        pieces,
+        len: len + 20,
         entries,
         checksum,
     })
@@ -288,7 +329,7 @@ pub fn install(fs: &dyn Fs, pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
         // and two in flight cost little more than one.
         std::thread::scope(|scope| {
             let pack_written = std::thread::Builder::new().spawn_scoped(scope, || {
-                write_durably(fs, &tmp_pack, &pack.bytes, "write pack")
+                write_pieces_durably(fs, &tmp_pack, pack.pieces(), "write pack")
             });
             let index_written = write_durably(fs, &tmp_idx, &index, "write pack index");
             let pack_written = match pack_written {
@@ -300,12 +341,12 @@ pub fn install(fs: &dyn Fs, pack_dir: &Path, pack: &Pack) -> Result<PathBuf> {
                     })
                 }),
                 // No thread to be had: write it here.
-                Err(_) => write_durably(fs, &tmp_pack, &pack.bytes, "write pack"),
+                Err(_) => write_pieces_durably(fs, &tmp_pack, pack.pieces(), "write pack"),
             };
             pack_written.and(index_written)
         })?;
         let finals = (pack_path.as_path(), idx_path.as_path());
-        publish(fs, (&tmp_pack, &tmp_idx), finals, pack.bytes.len() as u64)
+        publish(fs, (&tmp_pack, &tmp_idx), finals, pack.len())
     })();
     // The temporary names go either way; after a failure nothing else of this call's is left
     // (a pack renamed into place without its index is invisible, and removed by a merge).
@@ -371,13 +412,25 @@ fn sync_dir(fs: &dyn Fs, pack_dir: &Path) -> Result<()> {
 }
 
 pub fn write_durably(fs: &dyn Fs, path: &Path, bytes: &[u8], op: &'static str) -> Result<()> {
+    write_pieces_durably(fs, path, std::iter::once(bytes), op)
+}
+
+/// [`write_durably`] of the concatenation of `pieces`.
+pub fn write_pieces_durably<'a>(
+    fs: &dyn Fs,
+    path: &Path,
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+    op: &'static str,
+) -> Result<()> {
     let io = |source| Error::Io {
         op,
         path: path.to_path_buf(),
         source,
     };
     let mut file = fs.create_new(path).map_err(io)?;
-    file.append(bytes).map_err(io)?;
+    for piece in pieces {
+        file.append(piece).map_err(io)?;
+    }
     file.sync_data().map_err(io)
 }
 
@@ -450,7 +503,7 @@ mod tests {
         .unwrap();
         let odb = repo.odb().unwrap();
         let mut writer = odb.packwriter().unwrap();
-        writer.write_all(&pack.bytes).unwrap();
+        writer.write_all(&pack.to_bytes()).unwrap();
         writer.commit().unwrap();
         for blob in blobs {
             let id = git2::Oid::hash_object(ObjectType::Blob, blob).unwrap();
@@ -483,7 +536,7 @@ mod tests {
         .unwrap();
         let odb = repo.odb().unwrap();
         let mut writer = odb.packwriter().unwrap();
-        writer.write_all(&pack.bytes).unwrap();
+        writer.write_all(&pack.to_bytes()).unwrap();
         writer.commit().unwrap();
         let theirs = std::fs::read(
             dir.path()

@@ -321,7 +321,8 @@ mod tests {
         .unwrap();
         let path = packfile::install(&strata_tiering::io::StdFs, dir.path(), &pack).unwrap();
         let (entries, pack_checksum) = index_entries(&path.with_extension("idx")).unwrap();
-        assert_eq!(pack_checksum[..], pack.bytes[pack.bytes.len() - 20..]);
+        let bytes = pack.to_bytes();
+        assert_eq!(pack_checksum[..], bytes[bytes.len() - 20..]);
         // A flipped bit anywhere in the index is refused.
         let idx = std::fs::read(path.with_extension("idx")).unwrap();
         for byte in (0..idx.len()).step_by(7) {
@@ -331,7 +332,7 @@ mod tests {
         }
         assert_eq!(entries.len(), objects.len());
         for listed in &entries {
-            let (kind, data) = stored_object(&pack.bytes, listed).unwrap();
+            let (kind, data) = stored_object(&bytes, listed).unwrap();
             assert_eq!(Oid::hash_object(kind, &data).unwrap(), listed.id);
         }
         // Any flipped bit in an entry (its type included) is refused.
@@ -341,7 +342,7 @@ mod tests {
         let entry_len = 1 + 2 + 5 + 7 + 4;
         for byte in start..start + entry_len {
             for bit in 0..8 {
-                let mut damaged = pack.bytes.clone();
+                let mut damaged = bytes.clone();
                 damaged[byte] ^= 1 << bit;
                 assert!(
                     stored_object(&damaged, &listed).is_none(),
@@ -351,10 +352,10 @@ mod tests {
         }
         // Past the end: nothing.
         let past = Listed {
-            offset: pack.bytes.len() as u64,
+            offset: bytes.len() as u64,
             ..listed
         };
-        assert!(stored_object(&pack.bytes, &past).is_none());
-        assert!(stored_object(&pack.bytes[..40], &listed).is_none());
+        assert!(stored_object(&bytes, &past).is_none());
+        assert!(stored_object(&bytes[..40], &listed).is_none());
     }
 }

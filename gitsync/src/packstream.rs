@@ -195,7 +195,7 @@ mod tests {
         let entries = objects
             .iter()
             .map(|(id, data)| (Stored::Whole(ObjectType::Blob), *id, data.as_slice()));
-        packfile::encode(entries, |data, out| {
+        packfile::encode(entries, 0, |data, out| {
             packfile::store(data, out);
             Ok(())
         })
@@ -214,7 +214,7 @@ mod tests {
         }
         let streamed = writer.install().unwrap();
         let whole = packfile::assemble(vec![part(&objects)]).unwrap();
-        assert_eq!(std::fs::read(&streamed).unwrap(), whole.bytes);
+        assert_eq!(std::fs::read(&streamed).unwrap(), whole.to_bytes());
         assert_eq!(
             std::fs::read(streamed.with_extension("idx")).unwrap(),
             packfile::index(&whole)

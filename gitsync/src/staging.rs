@@ -550,7 +550,7 @@ pub fn write_commit(
     })?;
     // No full repack may run between this pack's install and the branch naming it.
     let _commits = repo::guard(path, repo::Guard::Commit)?;
-    if pack.bytes.len() > OVERLAP_LOCK_UP_TO {
+    if pack.len() > OVERLAP_LOCK_UP_TO as u64 {
         // A large pack's install may take long enough for another writer to take a lock
         // held across it for a crash's leftover: the branch is locked only once it is done.
         packfile::install(fs, &pack_dir, &pack)?;
