@@ -11,6 +11,9 @@
 //!   baseline encodes each frame (LSN and checksums) before writing it, on one thread and
 //!   without a lock: the format's own cost. The baselines never fsync; the WAL fsyncs only when it rolls to a new
 //!   file every 64 MiB, as it fsyncs the old one first: that is part of its cost and stays in.
+//!   After the group, the same appends run once more outside criterion to print each
+//!   write-behind thread's CPU time per record beside the `BufWriter` loop's time per record,
+//!   which shows which thread limits the ratio.
 //! - `wal_durable_latency`: time per `append` of one 100 B record under `SyncPolicy::Always`
 //!   from a single writer, beside `write_all` + `fdatasync` of 100 B on a plain file.
 //! - `wal_group_commit`: records per second under `SyncPolicy::Always` with 1, 4 and 16 writer
@@ -170,6 +173,89 @@ fn append_never(c: &mut Criterion) {
     group.finish();
 }
 
+/// Where `wal_append_never`'s time goes between the two threads of write-behind, printed
+/// beside the `BufWriter` loop of the same records in the same run: each thread's time on a
+/// CPU per record (the first field of `/proc/self/task/<tid>/schedstat`; Linux only). The
+/// WAL reaches 0.9× of the loop only if neither thread needs more than the loop's time per
+/// record over 0.9, so this tells which side a shortfall is on.
+fn never_thread_split(_: &mut Criterion) {
+    // Under the 64 MiB at which the WAL rolls, so that no roll's fsync is in the figures.
+    const BYTES: u64 = 48 << 20;
+    let buffer_size = WalOptions::default().write_buffer_size;
+    for (label, len, _) in NEVER_CASES {
+        let records = BYTES / len as u64;
+        let payload = record(len);
+        let batch = [payload.as_slice()];
+        let dir = scratch();
+        let writers_before = wal_writer_threads();
+        let wal = open_wal_with(dir.path(), SyncPolicy::Never, true);
+        let writer = wal_writer_threads()
+            .into_iter()
+            .find(|task| !writers_before.contains(task));
+        let appender = Path::new("/proc/thread-self");
+        let busy_before = (cpu_ns(appender), writer.as_deref().and_then(cpu_ns));
+        let start = Instant::now();
+        for _ in 0..records {
+            black_box(wal.append(&batch).expect("append"));
+        }
+        let busy_after = (cpu_ns(appender), writer.as_deref().and_then(cpu_ns));
+        drop(wal);
+        let wall = start.elapsed();
+        drop(dir);
+        let dir = scratch();
+        let mut out = buffered_appender(&dir.path().join("plain.log"), buffer_size)
+            .expect("create the baseline file");
+        let start = Instant::now();
+        for _ in 0..records {
+            out.write_all(black_box(&payload)).expect("write");
+        }
+        out.flush().expect("flush");
+        drop(out);
+        let plain = start.elapsed();
+        let per_record = |ns: f64| ns / records as f64;
+        let busy = |before: Option<u64>, after: Option<u64>| match (before, after) {
+            (Some(before), Some(after)) => format!("{:.1}", per_record((after - before) as f64)),
+            _ => "unknown".into(),
+        };
+        let plain_ns = per_record(plain.as_nanos() as f64);
+        eprintln!(
+            "wal_append_never thread split, {label} x {records}: WAL {:.1} ns/record (appending \
+             thread busy {}, writer thread busy {}); BufWriter loop {plain_ns:.1} ns/record, \
+             so 0.9x allows {:.1} per thread; ratio {:.2}x",
+            per_record(wall.as_nanos() as f64),
+            busy(busy_before.0, busy_after.0),
+            busy(busy_before.1, busy_after.1),
+            plain_ns / 0.9,
+            plain.as_secs_f64() / wall.as_secs_f64(),
+        );
+    }
+}
+
+/// The `/proc` directories of this process's WAL writer threads.
+fn wal_writer_threads() -> Vec<std::path::PathBuf> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| task.ok().map(|task| task.path()))
+        .filter(|task| {
+            // The kernel keeps 15 bytes of a thread's name: "strata-wal-writer" is cut short.
+            std::fs::read_to_string(task.join("comm"))
+                .is_ok_and(|name| name.trim_end().starts_with("strata-wal-writ"))
+        })
+        .collect()
+}
+
+/// Nanoseconds the thread whose `/proc` directory is `task` has spent on a CPU.
+fn cpu_ns(task: &Path) -> Option<u64> {
+    std::fs::read_to_string(task.join("schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// [`bufwriter_loop`] writing each record as a frame encoded on the spot.
 fn encoding_bufwriter_loop(
     b: &mut criterion::Bencher<'_>,
@@ -314,6 +400,7 @@ criterion_group!(
     benches,
     scratch_filesystem,
     append_never,
+    never_thread_split,
     durable_latency,
     group_commit
 );
