@@ -47,6 +47,7 @@ pub mod io;
 mod memfs;
 mod memlog;
 mod powercut;
+mod prefetch;
 mod reader;
 mod recovery;
 mod wal;

@@ -172,6 +172,7 @@ impl AppendState {
     /// Appends a frame, checksumming frames a group at a time (see
     /// [`format::encode_unsealed_frame`]).
     fn push_frame(&mut self, lsn: Lsn, batch_end: bool, payload: &[u8]) {
+        crate::prefetch::ahead_of_appends(&self.buffer);
         self.unsealed.push(self.buffer.len());
         format::encode_unsealed_frame(&mut self.buffer, lsn, batch_end, payload);
         if self.unsealed.len() == format::SEAL_GROUP {
