@@ -214,7 +214,9 @@ fn never_thread_split(_: &mut Criterion) {
         let plain = start.elapsed();
         let per_record = |ns: f64| ns / records as f64;
         let busy = |before: Option<u64>, after: Option<u64>| match (before, after) {
-            (Some(before), Some(after)) => format!("{:.1}", per_record((after - before) as f64)),
+            (Some(before), Some(after)) => {
+                format!("{:.1}", per_record(after.saturating_sub(before) as f64))
+            }
             _ => "unknown".into(),
         };
         let plain_ns = per_record(plain.as_nanos() as f64);
