@@ -225,6 +225,11 @@ impl Inner {
 
     fn write_pending(&self, io: &mut IoState, sync: bool) -> Result<()> {
         if io.broken.is_some() {
+            if io.released > io.synced {
+                // Records let go of unsynced were in the failed files only: no fresh file
+                // can hold them, and no sync may ever count them durable.
+                return Err(self.stop_for_released_records(io));
+            }
             if io.pending.is_empty() {
                 // Nothing is waiting to become durable: just never touch those files again.
                 io.active = None;
@@ -381,17 +386,6 @@ impl Inner {
     /// Abandons every file holding only non-durable records after a failure, and starts a
     /// fresh file for all pending chunks. Files that failed are never written or fsynced again.
     fn replace_broken_files(&self, io: &mut IoState) -> Result<()> {
-        if io.released > io.synced {
-            let reason = format!(
-                "a write or fsync failed after records up to LSN {} had been written without a \
-                 sync and were no longer held in memory ({}); reopen the log to recover what \
-                 the disk holds",
-                io.released,
-                io.broken.as_deref().unwrap_or("unknown failure")
-            );
-            let _ = self.stopped.set(reason.clone());
-            return Err(Error::Stopped(reason));
-        }
         let first = io.pending[0].first;
         io.rolled.clear();
         io.active = None;
@@ -417,6 +411,20 @@ impl Inner {
         io.active = Some(self.create_file(io, first)?);
         io.broken = None;
         Ok(())
+    }
+
+    /// Stops the log after a failure in files that held records no longer kept in memory
+    /// (see `WalOptions::retain_unsynced_bytes`), and returns the error saying so.
+    fn stop_for_released_records(&self, io: &IoState) -> Error {
+        let reason = format!(
+            "a write or fsync failed after records up to LSN {} had been written without a \
+             sync and were no longer held in memory ({}); reopen the log to recover what the \
+             disk holds",
+            io.released,
+            io.broken.as_deref().unwrap_or("unknown failure")
+        );
+        let _ = self.stopped.set(reason.clone());
+        Error::Stopped(reason)
     }
 
     /// Creates the file for records from `first`: header into a temporary file, fsync, rename,

@@ -259,6 +259,54 @@ fn a_failed_sync_after_more_than_the_retained_bytes_stops_the_log_until_reopened
     assert_eq!(common::read_all(&reopened)[0], (1, b"durable".to_vec()));
 }
 
+/// As above, with every written record let go of (none held in memory at all): the sync
+/// after the failure has nothing to rewrite, and must still not count them durable.
+#[test]
+fn a_failed_sync_after_every_written_record_was_let_go_stops_the_log() {
+    let base = MemFs::new();
+    let fs = FaultyFs::new(Arc::new(base.clone()));
+    let options = WalOptions {
+        sync_policy: SyncPolicy::Never,
+        write_buffer_size: 64,
+        retain_unsynced_bytes: 0,
+        write_behind: false,
+        ..WalOptions::default()
+    };
+    let wal = Wal::open_with_fs(Arc::new(fs.clone()), common::DIR, options).unwrap();
+    wal.append(&[b"durable"]).unwrap();
+    wal.sync().unwrap();
+    for i in 0..10 {
+        wal.append(&[&common::payload(i, 100)]).unwrap();
+    }
+    fs.fail_nth(FsOp::Sync, 1, errno::EIO);
+    let err = wal.sync().unwrap_err();
+    assert!(matches!(err, Error::NotDurable { durable: 1, .. }), "{err}");
+    let syncs_before = fs.events().iter().filter(|e| e.op == FsOp::Sync).count();
+    for _ in 0..2 {
+        let err = wal.sync().unwrap_err();
+        assert!(matches!(err, Error::Stopped(_)), "{err}");
+        let err = wal.append(&[b"refused"]).unwrap_err();
+        assert!(matches!(err, Error::Stopped(_)), "{err}");
+    }
+    assert_eq!(
+        wal.synced_lsn(),
+        1,
+        "nothing past the failure is reported durable"
+    );
+    let syncs_after = fs.events().iter().filter(|e| e.op == FsOp::Sync).count();
+    assert_eq!(
+        syncs_after, syncs_before,
+        "no fsync of a failed file, nor of any other"
+    );
+    drop(wal);
+    let reopened = common::open_mem(
+        &base.crash(CrashMode::DropUnsynced),
+        RecoveryMode::PointInTime,
+    )
+    .unwrap();
+    assert_eq!(common::read_all(&reopened)[0], (1, b"durable".to_vec()));
+}
+
 /// Extending a new file with zeros (preallocation) and trimming a finished one both change
 /// a file's length. A failed extension fails the append that needed the file, like a failed
 /// create; a failed trim fails nothing, since zeros past the records read as the file's end.
