@@ -217,26 +217,54 @@ fn a_failed_sync_under_never_is_retried_in_a_fresh_file() {
 
 #[test]
 fn a_failed_sync_after_more_than_the_retained_bytes_stops_the_log_until_reopened() {
+    let options = WalOptions {
+        max_file_size: 400,
+        write_buffer_size: 128,
+        retain_unsynced_bytes: 256,
+        ..WalOptions::default()
+    };
+    failed_sync_after_records_were_let_go_stops_the_log(options, 20, 60);
+}
+
+/// As above, with every written record let go of (none held in memory at all): the sync
+/// after the failure has nothing to rewrite, and must still not count them durable.
+#[test]
+fn a_failed_sync_after_every_written_record_was_let_go_stops_the_log() {
+    let options = WalOptions {
+        write_buffer_size: 64,
+        retain_unsynced_bytes: 0,
+        ..WalOptions::default()
+    };
+    failed_sync_after_records_were_let_go_stops_the_log(options, 10, 100);
+}
+
+/// Under `Never` with `options`' buffer sizes, syncs one record, appends `count` records of
+/// `len` bytes (more than `retain_unsynced_bytes`), then fails the next fsync: the log must
+/// refuse to go on, never fsync again, and report nothing past the first record durable.
+fn failed_sync_after_records_were_let_go_stops_the_log(
+    options: WalOptions,
+    count: u64,
+    len: usize,
+) {
     let base = MemFs::new();
     let fs = FaultyFs::new(Arc::new(base.clone()));
     let options = WalOptions {
         sync_policy: SyncPolicy::Never,
-        max_file_size: 400,
-        write_buffer_size: 128,
-        retain_unsynced_bytes: 256,
         // The armed fault must meet the sync below, not a write running in the background.
         write_behind: false,
-        ..WalOptions::default()
+        ..options
     };
     let wal = Wal::open_with_fs(Arc::new(fs.clone()), common::DIR, options).unwrap();
     wal.append(&[b"durable"]).unwrap();
     wal.sync().unwrap();
-    for i in 0..20 {
-        wal.append(&[&common::payload(i, 60)]).unwrap();
+    for i in 0..count {
+        wal.append(&[&common::payload(i, len)]).unwrap();
     }
     fs.fail_nth(FsOp::Sync, 1, errno::EIO);
     let err = wal.sync().unwrap_err();
     assert!(matches!(err, Error::NotDurable { durable: 1, .. }), "{err}");
+    let fsyncs = || fs.events().iter().filter(|e| e.op == FsOp::Sync).count();
+    let fsyncs_at_failure = fsyncs();
     // The records it would have to rewrite are no longer in memory: it refuses to go on.
     for _ in 0..2 {
         let err = wal.sync().unwrap_err();
@@ -250,54 +278,7 @@ fn a_failed_sync_after_more_than_the_retained_bytes_stops_the_log_until_reopened
         1,
         "nothing past the failure is reported durable"
     );
-    drop(wal);
-    let reopened = common::open_mem(
-        &base.crash(CrashMode::DropUnsynced),
-        RecoveryMode::PointInTime,
-    )
-    .unwrap();
-    assert_eq!(common::read_all(&reopened)[0], (1, b"durable".to_vec()));
-}
-
-/// As above, with every written record let go of (none held in memory at all): the sync
-/// after the failure has nothing to rewrite, and must still not count them durable.
-#[test]
-fn a_failed_sync_after_every_written_record_was_let_go_stops_the_log() {
-    let base = MemFs::new();
-    let fs = FaultyFs::new(Arc::new(base.clone()));
-    let options = WalOptions {
-        sync_policy: SyncPolicy::Never,
-        write_buffer_size: 64,
-        retain_unsynced_bytes: 0,
-        write_behind: false,
-        ..WalOptions::default()
-    };
-    let wal = Wal::open_with_fs(Arc::new(fs.clone()), common::DIR, options).unwrap();
-    wal.append(&[b"durable"]).unwrap();
-    wal.sync().unwrap();
-    for i in 0..10 {
-        wal.append(&[&common::payload(i, 100)]).unwrap();
-    }
-    fs.fail_nth(FsOp::Sync, 1, errno::EIO);
-    let err = wal.sync().unwrap_err();
-    assert!(matches!(err, Error::NotDurable { durable: 1, .. }), "{err}");
-    let syncs_before = fs.events().iter().filter(|e| e.op == FsOp::Sync).count();
-    for _ in 0..2 {
-        let err = wal.sync().unwrap_err();
-        assert!(matches!(err, Error::Stopped(_)), "{err}");
-        let err = wal.append(&[b"refused"]).unwrap_err();
-        assert!(matches!(err, Error::Stopped(_)), "{err}");
-    }
-    assert_eq!(
-        wal.synced_lsn(),
-        1,
-        "nothing past the failure is reported durable"
-    );
-    let syncs_after = fs.events().iter().filter(|e| e.op == FsOp::Sync).count();
-    assert_eq!(
-        syncs_after, syncs_before,
-        "no fsync of a failed file, nor of any other"
-    );
+    assert_eq!(fsyncs(), fsyncs_at_failure, "no fsync after the failure");
     drop(wal);
     let reopened = common::open_mem(
         &base.crash(CrashMode::DropUnsynced),
