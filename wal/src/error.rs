@@ -63,6 +63,17 @@ pub enum Error {
         max: usize,
     },
 
+    /// The batch would need LSNs past the last one an append may assign (`u64::MAX - 1`).
+    /// Only a directory holding a file named for a huge LSN, or a huge `next_lsn_floor`, can
+    /// bring a log there; nothing was appended.
+    #[error("wal has no LSNs left for a batch of {batch} records: the next LSN is {next}")]
+    LsnExhausted {
+        /// The LSN the batch's first record would have had.
+        next: Lsn,
+        /// How many records the batch held.
+        batch: usize,
+    },
+
     /// A reader asked for records that `truncate_before` already removed.
     #[error("wal records from LSN {requested} were truncated; the oldest kept is {oldest}")]
     Truncated {

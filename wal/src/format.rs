@@ -36,6 +36,7 @@
 //! allocation is ever sized by an untrusted field.
 //!
 //! LSNs are consecutive: each frame's LSN is one more than the previous frame's, across files.
+//! No frame has LSN `u64::MAX`, so the LSN after any frame fits in a `u64`.
 //! A batch is the run of frames up to and including one with the batch-end flag; recovery
 //! keeps a batch whole or drops it whole. A batch never spans two files.
 

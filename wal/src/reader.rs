@@ -134,7 +134,7 @@ impl Iterator for LogReader {
                     header,
                     payload,
                 } => {
-                    if header.lsn != expected {
+                    if header.lsn != expected || header.lsn == Lsn::MAX {
                         let path = file.cursor.path().to_owned();
                         return self.fail(Error::Corruption {
                             path,

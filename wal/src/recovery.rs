@@ -255,7 +255,7 @@ pub(crate) fn recover(
             .map_err(|e| Error::io("fsync directory", dir, e))?;
     }
 
-    let next_lsn = floor.max(last_lsn + 1);
+    let next_lsn = floor.max(last_lsn.saturating_add(1));
     Ok(Recovered {
         files: kept,
         next_lsn,
@@ -350,7 +350,17 @@ fn scan_file(
             Step::Damage(damage) => damage,
             Step::Frame { offset, header, .. } => {
                 let beyond_next = next_first.is_some_and(|first| header.lsn >= first);
-                if header.lsn != next || beyond_next {
+                // No append assigns `u64::MAX` (see `Error::LsnExhausted`): such a frame was
+                // not written by this log, and the LSN after it would not fit.
+                if header.lsn == Lsn::MAX {
+                    Damage {
+                        offset,
+                        kind: DamageKind::Corrupt(format!(
+                            "LSN {} is past the last LSN an append assigns",
+                            header.lsn
+                        )),
+                    }
+                } else if header.lsn != next || beyond_next {
                     Damage {
                         offset,
                         kind: DamageKind::Corrupt(format!(

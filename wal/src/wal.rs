@@ -394,13 +394,20 @@ impl Inner {
         let (last, buffered, takes_seen) = {
             let mut state = lock(&self.append);
             let first = state.next_lsn;
+            // `u64::MAX` itself is never assigned, so that `next_lsn` always fits.
+            let Some(next) = first.checked_add(batch.len() as u64) else {
+                return Err(Error::LsnExhausted {
+                    next: first,
+                    batch: batch.len(),
+                });
+            };
             if state.buffer.is_empty() {
                 state.buffer_first = first;
             }
             for (i, record) in batch.iter().enumerate() {
                 state.push_frame(first + i as u64, i + 1 == batch.len(), record);
             }
-            state.next_lsn += batch.len() as u64;
+            state.next_lsn = next;
             let takes_seen = behind.map_or(0, |b| b.takes());
             (state.next_lsn - 1, state.buffer.len(), takes_seen)
         };
