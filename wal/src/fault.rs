@@ -66,6 +66,8 @@ struct State {
     faults: Vec<Fault>,
     events: Vec<FsEvent>,
     before_each: Option<CallHook>,
+    /// The count of the write that panics half-way (see [`FaultyFs::panic_in_nth_write`]).
+    panicking_write: Option<u64>,
 }
 
 impl std::fmt::Debug for State {
@@ -75,6 +77,7 @@ impl std::fmt::Debug for State {
             .field("faults", &self.faults)
             .field("events", &self.events.len())
             .field("before_each", &self.before_each.is_some())
+            .field("panicking_write", &self.panicking_write)
             .finish()
     }
 }
@@ -104,6 +107,14 @@ impl FaultyFs {
     /// Fails the `nth` call of `op` from now on counting and every call of `op` after it.
     pub fn fail_from(&self, op: FsOp, nth: u64, errno: i32) {
         self.add(op, nth, errno, true);
+    }
+
+    /// Makes the `nth` write from now on counting write half of its buffer and then panic, as
+    /// a faulty `Fs` implementation might. A log must not append after those bytes.
+    pub fn panic_in_nth_write(&self, nth: u64) {
+        let mut state = self.lock();
+        let seen = state.counts.get(&FsOp::Write).copied().unwrap_or(0);
+        state.panicking_write = Some(seen + nth.max(1));
     }
 
     /// Removes every planned fault.
@@ -236,11 +247,31 @@ struct FaultyFile {
     state: Arc<Mutex<State>>,
 }
 
+impl FaultyFile {
+    /// True for the write [`FaultyFs::panic_in_nth_write`] chose, once counted.
+    fn panics_now(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = state.counts.get(&FsOp::Write).copied();
+        if count.is_some() && state.panicking_write == count {
+            state.panicking_write = None;
+            return true;
+        }
+        false
+    }
+}
+
 impl FsFile for FaultyFile {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
         if let Some(error) = check(&self.state, FsOp::Write, &self.path) {
             self.inner.append(&buf[..buf.len() / 2])?;
             return Err(error);
+        }
+        if self.panics_now() {
+            self.inner.append(&buf[..buf.len() / 2])?;
+            panic!(
+                "a planned panic half-way through a write of {}",
+                self.path.display()
+            );
         }
         self.inner.append(buf)
     }

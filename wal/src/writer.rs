@@ -48,6 +48,10 @@ const ZERO_AHEAD: u64 = 256 << 10;
 /// Largest buffer allocated up front, whatever `write_buffer_size` says.
 const MAX_BUFFER_CAPACITY: usize = 16 << 20;
 
+/// Why the log counts as broken while a write or fsync is under way: seen only if that call
+/// never returned.
+const UNFINISHED: &str = "a write or fsync of a WAL file did not return (it panicked)";
+
 /// Capacity of a new append buffer: the size that triggers a write, plus room for a record
 /// of up to a quarter of it crossing that size, so that a buffer under `Never` is usually
 /// not reallocated (and copied) when full.
@@ -258,10 +262,13 @@ impl Inner {
             }
             let chunk = &io.pending[io.written];
             if let Some(active) = io.active.as_mut() {
-                active
-                    .file
-                    .append(&chunk.bytes)
-                    .map_err(|e| Error::io("write", &active.path, e))?;
+                // Until the write returns, the file counts as failed: a write that never
+                // returns (a panic in an `Fs`) may have left part of the chunk in it, and the
+                // next writer must start a fresh file instead of appending after those bytes.
+                io.broken = Some(UNFINISHED.to_owned());
+                let written = active.file.append(&chunk.bytes);
+                io.broken = None;
+                written.map_err(|e| Error::io("write", &active.path, e))?;
                 active.len += chunk.bytes.len() as u64;
             }
             io.flushed = chunk.last;
@@ -332,11 +339,19 @@ impl Inner {
 
     /// Fsyncs the rolled files and the active one; on success everything written is durable.
     fn fsync_files(&self, io: &mut IoState) -> Result<()> {
-        for file in io.rolled.iter_mut().chain(io.active.as_mut()) {
-            file.file
-                .sync_data()
-                .map_err(|e| Error::io("fsync", &file.path, e))?;
-        }
+        // As for a write (see `write_pending`): an fsync that never returns counts as failed.
+        io.broken = Some(UNFINISHED.to_owned());
+        let synced = io
+            .rolled
+            .iter_mut()
+            .chain(io.active.as_mut())
+            .try_for_each(|file| {
+                file.file
+                    .sync_data()
+                    .map_err(|e| Error::io("fsync", &file.path, e))
+            });
+        io.broken = None;
+        synced?;
         io.rolled.clear();
         io.synced = io.flushed;
         io.released = 0;

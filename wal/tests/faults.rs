@@ -288,6 +288,45 @@ fn failed_sync_after_records_were_let_go_stops_the_log(
     assert_eq!(common::read_all(&reopened)[0], (1, b"durable".to_vec()));
 }
 
+/// A write that panics half-way (a faulty `Fs`) leaves part of a chunk in the file. The log
+/// must not append after those bytes: recovery would cut the file there and lose records
+/// that later syncs acknowledged.
+#[test]
+fn a_write_that_panics_half_way_loses_nothing_acknowledged() {
+    for policy in [SyncPolicy::Always, SyncPolicy::Never] {
+        let base = MemFs::new();
+        let fs = FaultyFs::new(Arc::new(base.clone()));
+        let options = WalOptions {
+            sync_policy: policy,
+            write_behind: false,
+            ..WalOptions::default()
+        };
+        let wal = Wal::open_with_fs(Arc::new(fs.clone()), common::DIR, options).unwrap();
+        wal.append(&[b"first"]).unwrap();
+        wal.sync().unwrap();
+        fs.panic_in_nth_write(1);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = wal.append(&[b"second"]);
+            wal.sync()
+        }));
+        assert!(panicked.is_err(), "{policy:?}: the planned panic happened");
+        let last = wal.append(&[b"third"]).unwrap();
+        assert_eq!(wal.sync().unwrap(), last, "{policy:?}");
+        std::mem::forget(wal);
+        let reopened = common::open_mem(
+            &base.crash(CrashMode::DropUnsynced),
+            RecoveryMode::AbsoluteConsistency,
+        )
+        .unwrap();
+        let expected: Vec<(u64, Vec<u8>)> = [&b"first"[..], b"second", b"third"]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i as u64 + 1, r.to_vec()))
+            .collect();
+        assert_eq!(common::read_all(&reopened), expected, "{policy:?}");
+    }
+}
+
 /// Extending a new file with zeros (preallocation) and trimming a finished one both change
 /// a file's length. A failed extension fails the append that needed the file, like a failed
 /// create; a failed trim fails nothing, since zeros past the records read as the file's end.
