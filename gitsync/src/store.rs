@@ -92,7 +92,8 @@ pub enum Trigger {
     Size,
     /// `sync` was called.
     Manual,
-    /// Changes were applied directly (the `Tier` interface).
+    /// Changes were applied directly (the `Tier` interface): entries archived from a warmer
+    /// tier, not the log read in order, so such a commit leaves the watermark where it is.
     Apply,
 }
 
@@ -341,7 +342,8 @@ impl ColdStore {
     }
 
     /// Commits `changes` as one chunk file; `through` is the log position the commit covers
-    /// (at least the highest LSN among the changes). Folds afterwards if there are more than
+    /// (at least the highest LSN among the changes, except for [`Trigger::Apply`], which
+    /// covers only `through` if given). Folds afterwards if there are more than
     /// `keep_chunks` chunk files. Returns `None` if there was nothing to commit.
     pub fn commit(
         &self,
@@ -359,7 +361,13 @@ impl ColdStore {
             }
             return Ok(None);
         };
-        let watermark = state.watermark.max(last).max(through.unwrap_or(0));
+        // An applied batch says nothing of the log positions before its LSNs: the committer
+        // may still hold some of them, so the watermark must not pass them.
+        let covered = match trigger {
+            Trigger::Apply => through.unwrap_or(0),
+            _ => through.unwrap_or(0).max(last),
+        };
+        let watermark = state.watermark.max(covered);
         let hlc = state.hlc.next(self.clock.now_ms());
         let name = format!("{hlc}-{}.jsonl", self.writer);
         let mut content = Vec::new();

@@ -169,6 +169,37 @@ fn a_restart_resumes_from_the_watermark_without_loss_or_duplicates() {
     assert_eq!(lsns, vec![1, 2], "each change exactly once");
 }
 
+/// Entries archived into the cold tier through `Tier::apply` carry newer LSNs than changes
+/// the committer may still hold: committing them must not move the watermark past those, or
+/// a restart would skip them (and a push would count them verified).
+#[test]
+fn an_archived_batch_does_not_move_the_watermark_past_pending_changes() {
+    use strata_gitsync::ColdTier;
+    use strata_tiering::{Change, Tier};
+    let rig = Rig::new();
+    {
+        let store = rig.store();
+        let committer = rig.committer(&store, CommitterOptions::default());
+        rig.write("high", "v1", Criticality::High);
+        let aged = rig.write("aged", "v2", Criticality::Medium);
+        committer.poll().unwrap(); // LSN 1 held for the quiet period; then the "crash"
+        assert_eq!(committer.pending_changes(), 1);
+        let archived = Change::new(Key::new("aged").unwrap(), Entry::put(aged, "v2"));
+        ColdTier::new(store.clone()).apply(&[archived]).unwrap();
+        assert_eq!(
+            store.committed_lsn(),
+            0,
+            "the archived batch covers no log position"
+        );
+    }
+    let store = rig.store();
+    let committer = rig.committer(&store, CommitterOptions::default());
+    assert_eq!(committer.needs_log_from(), 1);
+    committer.sync().unwrap();
+    assert!(store.get(b"high", LATEST).unwrap().is_some());
+    assert!(store.get(b"aged", LATEST).unwrap().is_some());
+}
+
 #[test]
 fn an_idle_store_records_how_far_it_examined_the_log() {
     let rig = Rig::new();
