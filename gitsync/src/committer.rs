@@ -245,7 +245,18 @@ impl Committer {
         pending: &mut Pending,
         trigger: Trigger,
     ) -> Result<Option<CommitInfo>> {
-        // On failure the batch stays pending and the next poll tries again.
+        // On failure the batch stays pending and the next poll tries again, without the
+        // changes a failed call put in the repository all the same (a branch renamed into
+        // place before its directory's fsync failed).
+        let committed = self.store.committed_lsn();
+        pending
+            .changes
+            .retain(|change| change.entry.seqno > committed);
+        if pending.changes.is_empty() {
+            pending.bytes = 0;
+            pending.first_at = None;
+            return Ok(None);
+        }
         let info = self
             .store
             .commit(&pending.changes, trigger, Some(pending.examined))?;

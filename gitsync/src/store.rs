@@ -443,7 +443,13 @@ impl ColdStore {
                 self.reload(&mut state)?;
                 return Err(conflict);
             }
-            Err(other) => return Err(other),
+            Err(other) => {
+                // The branch may have moved even so (its rename done, its directory's fsync
+                // failed): what is in memory follows the disk, so a retry neither conflicts
+                // with this commit nor commits its changes twice (see `Committer`).
+                let _ = self.reload(&mut state);
+                return Err(other);
+            }
         };
         state.head = Some(id);
         state.packs += 1;
@@ -464,7 +470,11 @@ impl ColdStore {
                     state.fold_error = None;
                 }
                 // The batch is committed either way; the chunks are folded by a later commit.
-                Err(e) => state.fold_error = Some(e.to_string()),
+                Err(e) => {
+                    state.fold_error = Some(e.to_string());
+                    // As for a failed commit: the fold's branch may have moved all the same.
+                    let _ = self.reload(&mut state);
+                }
             }
         }
         if !state.defer_merges {

@@ -200,6 +200,38 @@ fn an_archived_batch_does_not_move_the_watermark_past_pending_changes() {
     assert!(store.get(b"aged", LATEST).unwrap().is_some());
 }
 
+/// The branch's rename can land although its directory's fsync then fails, so the commit
+/// call fails: the retry must neither conflict with that commit nor commit the batch again.
+#[test]
+fn a_commit_whose_branch_moved_before_a_failed_fsync_is_not_made_twice() {
+    use strata_wal::{errno, FaultyFs, FsOp, StdFs};
+    let rig = Rig::new();
+    let faulty = FaultyFs::new(Arc::new(StdFs));
+    let options = ColdOptions {
+        keep_chunks: 10,
+        writer_id: Some("wtest".into()),
+        fs: Arc::new(faulty.clone()),
+        ..ColdOptions::default()
+    };
+    let store = Arc::new(ColdStore::open(&rig.path, options, rig.clock.clone()).unwrap());
+    let committer = rig.committer(&store, CommitterOptions::default());
+    rig.write("key", "v1", Criticality::High);
+    // Directory fsyncs: the pack directory's after the install, then the branch's.
+    faulty.fail_nth(FsOp::SyncDir, 2, errno::EIO);
+    assert!(committer.sync().is_err());
+    faulty.heal();
+    assert_eq!(committer.sync().unwrap(), 1);
+    assert_eq!(committer.sync().unwrap(), 1);
+    let lsns: Vec<u64> = store
+        .history(b"key")
+        .unwrap()
+        .iter()
+        .map(|v| v.entry.seqno)
+        .collect();
+    assert_eq!(lsns, vec![1], "committed once");
+    assert_eq!(store.chunk_count(), 1);
+}
+
 #[test]
 fn an_idle_store_records_how_far_it_examined_the_log() {
     let rig = Rig::new();
