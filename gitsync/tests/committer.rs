@@ -144,6 +144,12 @@ fn only_high_and_critical_changes_reach_git() {
         .any(|a| a.contains("lengthen the quiet period")));
 }
 
+/// The LSNs of every version of `key` the store holds, oldest first.
+fn history_lsns(store: &ColdStore, key: &[u8]) -> Vec<u64> {
+    let history = store.history(key).unwrap();
+    history.iter().map(|v| v.entry.seqno).collect()
+}
+
 #[test]
 fn a_restart_resumes_from_the_watermark_without_loss_or_duplicates() {
     let rig = Rig::new();
@@ -160,12 +166,7 @@ fn a_restart_resumes_from_the_watermark_without_loss_or_duplicates() {
     let committer = rig.committer(&store, CommitterOptions::default());
     assert_eq!(committer.needs_log_from(), 2);
     committer.sync().unwrap();
-    let lsns: Vec<u64> = store
-        .history(b"key")
-        .unwrap()
-        .iter()
-        .map(|v| v.entry.seqno)
-        .collect();
+    let lsns = history_lsns(&store, b"key");
     assert_eq!(lsns, vec![1, 2], "each change exactly once");
 }
 
@@ -222,12 +223,7 @@ fn a_commit_whose_branch_moved_before_a_failed_fsync_is_not_made_twice() {
     faulty.heal();
     assert_eq!(committer.sync().unwrap(), 1);
     assert_eq!(committer.sync().unwrap(), 1);
-    let lsns: Vec<u64> = store
-        .history(b"key")
-        .unwrap()
-        .iter()
-        .map(|v| v.entry.seqno)
-        .collect();
+    let lsns = history_lsns(&store, b"key");
     assert_eq!(lsns, vec![1], "committed once");
     assert_eq!(store.chunk_count(), 1);
 }
