@@ -111,6 +111,18 @@ pub enum Error {
         op: &'static str,
     },
 
+    /// Writes accepted while a tier was failing still wait in memory (the replay queue),
+    /// not in the log: no sync can make them durable yet, and a close now would lose them.
+    #[error("store {dir}: {queued} writes accepted while degraded are not in the log ({reason})")]
+    NotLogged {
+        /// The store directory.
+        dir: PathBuf,
+        /// How many queued writes the log does not hold.
+        queued: usize,
+        /// Why they could not be moved into it.
+        reason: String,
+    },
+
     /// The operation needs a remote and the store has none configured.
     #[error("store {dir} has no remote (set `remote` in its configuration)")]
     NoRemote {
@@ -132,7 +144,7 @@ impl Error {
             Error::Warm(e) => e.kind(),
             Error::NoRemote { .. } | Error::Import { .. } => ErrorKind::InvalidInput,
             Error::Backup { .. } => ErrorKind::Corruption,
-            Error::ReadOnly { .. } => ErrorKind::Unavailable,
+            Error::ReadOnly { .. } | Error::NotLogged { .. } => ErrorKind::Unavailable,
             Error::Conflict { .. } => ErrorKind::Other,
             Error::NotFound { .. } | Error::Codec { .. } => ErrorKind::InvalidInput,
         }

@@ -426,6 +426,9 @@ impl Inner {
     /// Brings everything acknowledged so far to `stage`, now.
     pub(crate) fn force(&self, stage: Stage) -> Result<StageReceipt> {
         self.writable("sync")?;
+        if stage != Stage::Memory {
+            self.log_queued_writes()?;
+        }
         let watermarks = Arc::clone(self.router.watermarks());
         let synced = {
             let _gate = self.write_gate();
@@ -468,20 +471,43 @@ impl Inner {
         self.commit(true).map(|_| ())
     }
 
-    /// The last step of closing: sync the log and record that the shutdown was clean.
+    /// The last step of closing: sync the log and record that the shutdown was clean, unless
+    /// writes accepted while degraded could not be moved into the log: they are lost with the
+    /// process, and the close says so instead.
     pub(crate) fn shut_down(&self) -> Result<()> {
         self.closed.store(true, Ordering::Release);
         if self.read_only {
             // The directory is another process's: a clean marker here would be a lie.
             return Ok(());
         }
+        let queued = self.log_queued_writes();
         let synced = self.wal.sync();
         synced.map_err(|source| strata_tiering::Error::Log {
             op: "sync",
             key: None,
             source,
         })?;
+        queued?;
         crate::open::mark_clean(&self.dir)
+    }
+
+    /// Moves the writes accepted while degraded into the log; fails, naming how many are left
+    /// and why, if some cannot go there yet.
+    fn log_queued_writes(&self) -> Result<()> {
+        if self.router.queued() == 0 {
+            return Ok(());
+        }
+        let report = self.router.try_recover();
+        if report.remaining == 0 {
+            return Ok(());
+        }
+        Err(Error::NotLogged {
+            dir: self.dir.clone(),
+            queued: report.remaining,
+            reason: report
+                .stopped_by
+                .unwrap_or_else(|| "the replay queue did not drain".into()),
+        })
     }
 }
 

@@ -494,7 +494,9 @@ impl Store {
 
     /// Makes everything acknowledged so far reach `stage`, and returns that stage's
     /// watermark and evidence: `Wal` syncs the log, `Warm` flushes the memtable, `Cold`
-    /// commits to git, `Remote` commits and pushes, verified.
+    /// commits to git, `Remote` commits and pushes, verified. Writes accepted while degraded
+    /// are moved into the log first; while some cannot be, every stage but `Memory` fails with
+    /// [`Error::NotLogged`].
     pub fn sync(&self, stage: Stage) -> Result<StageReceipt> {
         self.inner.force(stage)
     }
@@ -524,8 +526,10 @@ impl Store {
         Ok(self.inner.warm.segments().len())
     }
 
-    /// Closes the store: stops maintenance, syncs the log and records a clean shutdown,
-    /// reporting any failure. Other clones of this handle keep the store open; only the last
+    /// Closes the store: stops maintenance, moves writes accepted while degraded into the log,
+    /// syncs it and records a clean shutdown, reporting any failure. Writes that cannot reach
+    /// the log yet are lost with the process: the close fails with [`Error::NotLogged`]
+    /// naming how many, and records no clean shutdown. Other clones of this handle keep the store open; only the last
     /// one closes it. Dropping the last handle closes the store too, ignoring failures (the
     /// next open then treats the shutdown as unclean).
     pub fn close(self) -> Result<()> {

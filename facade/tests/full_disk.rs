@@ -140,13 +140,20 @@ fn scenario(dir: &Path, fs: Arc<dyn Fs>, shortage: &dyn Fn(), relief: &dyn Fn())
     }
     assert!(!failures.is_empty(), "nothing failed on a full disk");
     assert!(
-        failures
-            .iter()
-            .all(|f| f.contains("No space left") || f.contains("circuit breaker is open")),
+        failures.iter().all(|f| f.contains("No space left")
+            || f.contains("circuit breaker is open")
+            || f.contains("writes accepted while degraded are not in the log")),
         "unclear errors: {failures:#?}"
     );
     let level = store.stats().level;
     assert_ne!(level, "normal", "a full disk must degrade the store openly");
+    let (queued, _) = store.stats().queued;
+    assert!(queued > 0, "the degraded store queues what it accepts");
+    // Writes the replay queue holds are in no log: no sync may report them durable.
+    match store.sync(Stage::Wal) {
+        Err(strata::Error::NotLogged { queued: left, .. }) => assert!(left > 0),
+        other => panic!("a sync with {queued} writes queued returned {other:?}"),
+    }
     assert!(!accepted.is_empty());
     no_temporary_files(dir);
 
@@ -227,4 +234,41 @@ fn running_out_of_space_in_the_injecting_layer_is_handled_too() {
         },
         &|| control.heal(),
     );
+}
+
+/// Closing a degraded store whose replay queue cannot reach the log loses those writes with
+/// the process: the close must say so, not report a clean shutdown.
+#[test]
+fn closing_with_writes_only_in_the_replay_queue_reports_them() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let faulty = FaultyFs::new(Arc::new(StdFs));
+    let clock = common::clock();
+    let store = open(&dir, &clock, Arc::new(faulty.clone()));
+    assert!(store.put("note:before", value(0)).unwrap().is_durable());
+    for op in [FsOp::Write, FsOp::Create, FsOp::SetLen] {
+        faulty.fail_from(op, 1, errno::ENOSPC);
+    }
+    for i in 1..200 {
+        let _ = store.put(format!("note:{i}"), value(i));
+    }
+    let (queued, _) = store.stats().queued;
+    assert!(queued > 0, "the degraded store queues what it accepts");
+    // Space is back, but the breakers stay open until their timeout: the log syncs, and the
+    // queue cannot be moved into it before the close.
+    faulty.heal();
+    match store.close() {
+        Err(strata::Error::NotLogged {
+            queued: left,
+            reason,
+            ..
+        }) => {
+            assert_eq!(left, queued);
+            assert!(reason.contains("breaker"), "{reason}");
+        }
+        other => panic!("closing with {queued} writes queued returned {other:?}"),
+    }
+    let store = open(&dir, &clock, Arc::new(faulty));
+    assert!(store.get("note:before").unwrap().is_some());
+    store.close().unwrap();
 }
