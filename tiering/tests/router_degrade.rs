@@ -405,3 +405,20 @@ fn archival_trims_an_oversized_warm_tier_oldest_first_and_only_after_cold_commit
         assert!(get(&h, &format!("med:{i}")).is_some());
     }
 }
+
+/// A breaker can open while the level says normal: a failure trips it between a drain's
+/// last look at the breakers and its return to normal. A write must then queue, not bounce
+/// between the logged and the degraded path until the stack runs out.
+#[test]
+fn a_write_with_the_log_breaker_open_and_the_level_normal_queues() {
+    let h = Harness::new();
+    let log = h.router.breaker(TierId::Log);
+    while log.is_closed() {
+        log.record_failure_kind(ErrorKind::Io, "tripped by the test");
+    }
+    assert_eq!(h.router.level(), DegradationLevel::Normal);
+    let r = h.router.put(&key("med:a"), "1").unwrap();
+    assert!(r.degraded.is_some(), "{r:?}");
+    assert_eq!(h.router.queued(), 1);
+    assert_eq!(get(&h, "med:a").unwrap(), Value::from("1"));
+}

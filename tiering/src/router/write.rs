@@ -369,7 +369,12 @@ impl Router {
             }
         }
         let mut pending = self.lock_pending();
-        if may_drain && pending.is_empty() && !self.is_degraded() {
+        // The breakers are looked at as well as the level: a failure can trip one between a
+        // drain's last check and its return to normal, and the logged path would then send
+        // this write straight back here, again and again.
+        let healthy =
+            self.breaker(TierId::Log).is_closed() && self.breaker(TierId::Warm).is_closed();
+        if may_drain && pending.is_empty() && !self.is_degraded() && healthy {
             drop(pending);
             let first = changes.first().map(|(_, c)| c.key.clone());
             return match first {
