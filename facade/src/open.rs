@@ -403,8 +403,9 @@ fn wire(
         Arc::clone(&log),
         Arc::clone(&clock),
         CommitterOptions {
-            quiet_ms: config.commit_quiet_secs * 1000,
-            max_age_ms: config.commit_max_age_secs * 1000,
+            // Saturating: a huge setting means "never", not an overflow at open.
+            quiet_ms: config.commit_quiet_secs.saturating_mul(1000),
+            max_age_ms: config.commit_max_age_secs.saturating_mul(1000),
             max_batch_bytes: usize::try_from(config.commit_max_bytes).unwrap_or(usize::MAX),
         },
     )?;

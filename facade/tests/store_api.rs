@@ -330,3 +330,30 @@ fn stats_count_the_wal_records_not_its_preallocated_space() {
         stats.write_amplification
     );
 }
+
+/// Debounce settings far past any real wait open a store that simply never commits on its
+/// own, rather than overflowing while converting them to milliseconds.
+#[test]
+fn huge_commit_debounce_settings_open_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = common::clock();
+    let huge = Config {
+        commit_quiet_secs: u64::MAX,
+        commit_max_age_secs: u64::MAX,
+        ..config()
+    };
+    let store = common::open(dir.path(), &clock, huge);
+    store
+        .classify("doc:*", Class::new(Criticality::High))
+        .unwrap();
+    store.put("doc:1", "v").unwrap();
+    clock.advance(3_600_000);
+    store.maintain();
+    assert!(
+        store.history("doc:1").unwrap().is_empty(),
+        "no commit on its own"
+    );
+    store.sync(Stage::Cold).unwrap();
+    assert_eq!(store.history("doc:1").unwrap().len(), 1);
+    store.close().unwrap();
+}
