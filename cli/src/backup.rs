@@ -185,6 +185,13 @@ pub(crate) fn import(dir: &Path, file: &Path, options: &ImportOptions) -> Result
     for dangling in &report.graph.dangling {
         eprintln!("strata: warning: {dangling}");
     }
+    if report.degraded > 0 {
+        eprintln!(
+            "strata: warning: {} records were accepted while the store was degraded and are \
+             not in the log yet",
+            report.degraded
+        );
+    }
     println!(
         "imported {} entities, {} relations, {} values; {} relations point at missing entities",
         report.entities,

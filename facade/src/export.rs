@@ -119,6 +119,9 @@ pub struct ImportReport {
     pub relations: u64,
     /// Plain key/values written.
     pub values: u64,
+    /// Of those, records accepted while the store was degraded: held in memory (the replay
+    /// queue) and not in the log yet. [`Store::sync`] says when they are.
+    pub degraded: u64,
     /// [`Store::check_graph`] once the import is written.
     pub graph: GraphReport,
 }
@@ -563,12 +566,15 @@ impl Store {
         }
         let records: Vec<_> = records.into_iter().collect();
         let mut counts = [0u64; 3];
+        let mut degraded = 0;
         for chunk in records.chunks(options.batch_size.max(1)) {
             let mut batch = Batch::new();
             for (key, (value, _)) in chunk {
                 batch.put(key, value.as_slice());
             }
-            self.write(&batch)?;
+            if self.write(&batch)?.degraded.is_some() {
+                degraded += chunk.len() as u64;
+            }
             chunk
                 .iter()
                 .for_each(|(_, (_, kind))| counts[slot(*kind)] += 1);
@@ -580,6 +586,7 @@ impl Store {
             entities,
             relations,
             values,
+            degraded,
             graph,
         })
     }

@@ -257,6 +257,12 @@ fn closing_with_writes_only_in_the_replay_queue_reports_them() {
     // Space is back, but the breakers stay open until their timeout: the log syncs, and the
     // queue cannot be moved into it before the close.
     faulty.heal();
+    let mut input: &[u8] = b"{\"type\":\"kv\",\"key\":\"note:imported\",\"value\":\"v\"}\n";
+    let report = store
+        .import(&mut input, &strata::ImportOptions::default())
+        .unwrap();
+    assert_eq!((report.values, report.degraded), (1, 1), "{report:?}");
+    let queued = queued + 1;
     match store.close() {
         Err(strata::Error::NotLogged {
             queued: left,
