@@ -529,9 +529,9 @@ impl Store {
     /// Closes the store: stops maintenance, moves writes accepted while degraded into the log,
     /// syncs it and records a clean shutdown, reporting any failure. Writes that cannot reach
     /// the log yet are lost with the process: the close fails with [`Error::NotLogged`]
-    /// naming how many, and records no clean shutdown. Other clones of this handle keep the store open; only the last
-    /// one closes it. Dropping the last handle closes the store too, ignoring failures (the
-    /// next open then treats the shutdown as unclean).
+    /// naming how many, and records no clean shutdown. Other clones of this handle keep the
+    /// store open; only the last one closes it. Dropping the last handle closes the store too,
+    /// ignoring failures (the next open then treats the shutdown as unclean).
     pub fn close(self) -> Result<()> {
         let Store { _worker, inner } = self;
         drop(_worker);
