@@ -31,9 +31,15 @@ impl Rig {
     }
 
     fn store(&self) -> Arc<ColdStore> {
+        self.store_on(ColdOptions::default().fs)
+    }
+
+    /// [`Rig::store`] writing through `fs`.
+    fn store_on(&self, fs: Arc<dyn strata_wal::Fs>) -> Arc<ColdStore> {
         let options = ColdOptions {
             keep_chunks: 10,
             writer_id: Some("wtest".into()),
+            fs,
             ..ColdOptions::default()
         };
         Arc::new(ColdStore::open(&self.path, options, self.clock.clone()).unwrap())
@@ -208,13 +214,7 @@ fn a_commit_whose_branch_moved_before_a_failed_fsync_is_not_made_twice() {
     use strata_wal::{errno, FaultyFs, FsOp, StdFs};
     let rig = Rig::new();
     let faulty = FaultyFs::new(Arc::new(StdFs));
-    let options = ColdOptions {
-        keep_chunks: 10,
-        writer_id: Some("wtest".into()),
-        fs: Arc::new(faulty.clone()),
-        ..ColdOptions::default()
-    };
-    let store = Arc::new(ColdStore::open(&rig.path, options, rig.clock.clone()).unwrap());
+    let store = rig.store_on(Arc::new(faulty.clone()));
     let committer = rig.committer(&store, CommitterOptions::default());
     rig.write("key", "v1", Criticality::High);
     // Directory fsyncs: the pack directory's after the install, then the branch's.
